@@ -1,0 +1,8 @@
+//! Compute kernels and network definitions used by the first-party plugins.
+//!
+//! This crate never sees the plugin ABI: plugins call into it with plain slices. Everything is
+//! f32 on the CPU for now; the GPU backends will reuse the same structure.
+
+pub mod tensor_map;
+
+pub use tensor_map::{NamedTensor, TensorMap, TensorMapError};
