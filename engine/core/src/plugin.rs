@@ -1,0 +1,530 @@
+//! The plugin host: finds plugin libraries, checks their ABI, and reads their node descriptors
+//! into owned Rust data ([`NodeTypeInfo`]).
+//!
+//! A bad plugin is refused with a reason ([`PluginLoadError`]) and the host keeps going with the
+//! others. Libraries are never unloaded: unloading Rust libraries that registered thread-local
+//! destructors is unsound, so a plugin stays mapped until the process exits.
+
+use crate::graph::ParamValue;
+use crate::types::PortType;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use stylegraph_abi::ffi::*;
+
+/// A loaded plugin.
+#[derive(Debug)]
+pub struct LoadedPlugin {
+    pub id: String,
+    pub version: String,
+    pub description: String,
+    /// The library file, or `<builtin>` for a plugin registered in-process.
+    pub path: PathBuf,
+    pub abi_minor: u32,
+    pub(crate) entry: SgPlugin,
+}
+
+// SAFETY: SgPlugin is static data and thread-safe function pointers (ABI contract).
+unsafe impl Send for LoadedPlugin {}
+unsafe impl Sync for LoadedPlugin {}
+
+/// Kind of a param, as the host sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamKind {
+    Bool,
+    Int,
+    Float,
+    String,
+    Path,
+    Enum,
+}
+
+impl ParamKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamKind::Bool => "bool",
+            ParamKind::Int => "int",
+            ParamKind::Float => "float",
+            ParamKind::String => "string",
+            ParamKind::Path => "path",
+            ParamKind::Enum => "enum",
+        }
+    }
+}
+
+/// A port of a node type.
+#[derive(Clone, Debug, Serialize)]
+pub struct PortInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub port_type: PortType,
+    pub doc: String,
+    pub optional: bool,
+}
+
+/// A param of a node type.
+#[derive(Clone, Debug, Serialize)]
+pub struct ParamInfo {
+    pub name: String,
+    pub kind: ParamKind,
+    pub doc: String,
+    pub default: ParamValue,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub step: f64,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
+    pub is_seed: bool,
+    pub is_output_path: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub log_scale: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub is_color: bool,
+}
+
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// Everything the host knows about a node type.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeTypeInfo {
+    pub type_id: String,
+    pub display_name: String,
+    pub category: String,
+    pub doc: String,
+    pub inputs: Vec<PortInfo>,
+    pub outputs: Vec<PortInfo>,
+    pub params: Vec<ParamInfo>,
+    pub deterministic: bool,
+    pub side_effect: bool,
+    pub plugin_id: String,
+    pub plugin_version: String,
+    #[serde(skip)]
+    pub(crate) plugin: Arc<LoadedPlugin>,
+    #[serde(skip)]
+    pub(crate) index: usize,
+}
+
+impl NodeTypeInfo {
+    pub fn input(&self, name: &str) -> Option<&PortInfo> {
+        self.inputs.iter().find(|p| p.name == name)
+    }
+    pub fn output(&self, name: &str) -> Option<&PortInfo> {
+        self.outputs.iter().find(|p| p.name == name)
+    }
+    pub fn param(&self, name: &str) -> Option<&ParamInfo> {
+        self.params.iter().find(|p| p.name == name)
+    }
+    /// The seed param, if the node has one.
+    pub fn seed_param(&self) -> Option<&ParamInfo> {
+        self.params.iter().find(|p| p.is_seed)
+    }
+}
+
+/// Why a plugin (or a plugin directory) was refused.
+#[derive(Clone, Debug, thiserror::Error, Serialize)]
+pub enum PluginLoadError {
+    #[error("{path}: not a loadable shared library: {reason}")]
+    NotALibrary { path: String, reason: String },
+    #[error("{path}: not a Stylegraph plugin: it has no `stylegraph_plugin_entry` symbol")]
+    NoEntry { path: String },
+    #[error("{path}: plugin is built for plugin ABI {major}.{minor}, this host speaks {host_major}.{host_minor} (the major versions must match; rebuild the plugin against this Stylegraph)")]
+    AbiMismatch {
+        path: String,
+        major: u32,
+        minor: u32,
+        host_major: u32,
+        host_minor: u32,
+    },
+    #[error("{path}: invalid plugin: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error(
+        "{path}: node type {type_id:?} is already provided by {other}; the plugin is not loaded"
+    )]
+    DuplicateNodeType {
+        path: String,
+        type_id: String,
+        other: String,
+    },
+    #[error(
+        "{path}: plugin id {plugin_id:?} is already loaded from {other}; the plugin is not loaded"
+    )]
+    DuplicatePlugin {
+        path: String,
+        plugin_id: String,
+        other: String,
+    },
+    #[error("{path}: cannot read plugin directory: {reason}")]
+    Directory { path: String, reason: String },
+}
+
+/// The set of loaded plugins and their node types.
+#[derive(Default)]
+pub struct PluginHost {
+    plugins: Vec<Arc<LoadedPlugin>>,
+    types: BTreeMap<String, NodeTypeInfo>,
+    problems: Vec<PluginLoadError>,
+    loaded_paths: Vec<PathBuf>,
+}
+
+/// True for the platform's shared library extension.
+pub fn is_shared_library(path: &Path) -> bool {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    matches!(ext, "so" | "dylib" | "dll")
+}
+
+/// The default plugin locations for an executable: `<exe dir>/plugins`,
+/// `<exe dir>/../lib/stylegraph/plugins`, and the executable's own directory (where `cargo build`
+/// puts the workspace's plugins), of which only files named `*stylegraph_plugin_*` are taken.
+pub fn default_plugin_dirs(exe: &Path) -> Vec<(PathBuf, bool)> {
+    let Some(dir) = exe.parent() else {
+        return Vec::new();
+    };
+    vec![
+        (dir.join("plugins"), false),
+        (dir.join("../lib/stylegraph/plugins"), false),
+        (dir.to_path_buf(), true),
+    ]
+}
+
+impl PluginHost {
+    pub fn new() -> PluginHost {
+        PluginHost::default()
+    }
+
+    /// Every node type, by id.
+    pub fn node_types(&self) -> &BTreeMap<String, NodeTypeInfo> {
+        &self.types
+    }
+
+    /// A node type by id.
+    pub fn node_type(&self, id: &str) -> Option<&NodeTypeInfo> {
+        self.types.get(id)
+    }
+
+    pub fn plugins(&self) -> &[Arc<LoadedPlugin>] {
+        &self.plugins
+    }
+
+    /// Plugins that were refused, with reasons.
+    pub fn problems(&self) -> &[PluginLoadError] {
+        &self.problems
+    }
+
+    /// Loads every shared library in `dir`. With `stylegraph_only`, only files whose name
+    /// contains `stylegraph_plugin_` are considered. A missing or unreadable directory is recorded
+    /// as a problem (when `required`) and skipped.
+    pub fn load_dir(&mut self, dir: &Path, required: bool, stylegraph_only: bool) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                if required {
+                    self.problems.push(PluginLoadError::Directory {
+                        path: dir.display().to_string(),
+                        reason: e.to_string(),
+                    });
+                }
+                return;
+            }
+        };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && is_shared_library(p))
+            .filter(|p| {
+                !stylegraph_only
+                    || p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.contains("stylegraph_plugin_"))
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            let _ = self.load_file(&f);
+        }
+    }
+
+    /// Loads one plugin library. On failure the reason is recorded in [`PluginHost::problems`]
+    /// and returned.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), PluginLoadError> {
+        let canonical = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        if self.loaded_paths.contains(&canonical) {
+            return Ok(());
+        }
+        let result = self.load_file_inner(path);
+        match &result {
+            Ok(()) => self.loaded_paths.push(canonical),
+            Err(e) => {
+                tracing::warn!("{e}");
+                self.problems.push(e.clone());
+            }
+        }
+        result
+    }
+
+    fn load_file_inner(&mut self, path: &Path) -> Result<(), PluginLoadError> {
+        let shown = path.display().to_string();
+        // SAFETY: loading a library runs its initialisers; that is inherent to native plugins.
+        let lib = unsafe { libloading::Library::new(path) }.map_err(|e| {
+            PluginLoadError::NotALibrary {
+                path: shown.clone(),
+                reason: e.to_string(),
+            }
+        })?;
+        // Never unloaded (see the module docs).
+        let lib: &'static libloading::Library = Box::leak(Box::new(lib));
+        // SAFETY: the symbol's type is fixed by the ABI.
+        let entry_fn: SgPluginEntryFn = unsafe {
+            lib.get::<SgPluginEntryFn>(SG_ENTRY_SYMBOL.as_bytes())
+                .map(|s| *s)
+                .map_err(|_| PluginLoadError::NoEntry {
+                    path: shown.clone(),
+                })?
+        };
+        self.register_entry(entry_fn, path)
+    }
+
+    /// Registers a plugin from its entry function: for libraries already loaded, and for tests
+    /// and embedders that link a plugin statically.
+    pub fn register_entry(
+        &mut self,
+        entry_fn: SgPluginEntryFn,
+        path: &Path,
+    ) -> Result<(), PluginLoadError> {
+        let shown = path.display().to_string();
+        let invalid = |reason: String| PluginLoadError::Invalid {
+            path: shown.clone(),
+            reason,
+        };
+        // SAFETY: calling the entry point is the ABI contract.
+        let ptr = unsafe { entry_fn() };
+        if ptr.is_null() {
+            return Err(invalid("the entry point returned NULL".into()));
+        }
+        // The first three fields (abi_major, abi_minor, struct_size) are frozen for all ABI
+        // versions; read them before trusting anything else.
+        // SAFETY: every ABI version starts with these three u32 fields.
+        let (major, minor, size) = unsafe {
+            let p = ptr as *const u32;
+            (*p, *p.add(1), *p.add(2))
+        };
+        if major != SG_ABI_MAJOR {
+            return Err(PluginLoadError::AbiMismatch {
+                path: shown,
+                major,
+                minor,
+                host_major: SG_ABI_MAJOR,
+                host_minor: SG_ABI_MINOR,
+            });
+        }
+        let needed = std::mem::size_of::<SgPlugin>() as u32;
+        if size < needed && minor >= SG_ABI_MINOR {
+            return Err(invalid(format!(
+                "struct_size {size} is smaller than the {needed} bytes of ABI {major}.{minor}"
+            )));
+        }
+        // SAFETY: `size` bytes are readable per the ABI; read_versioned zero-fills the rest.
+        let entry: SgPlugin = unsafe { read_versioned(ptr, size) };
+        let (Some(describe), Some(_), Some(_), Some(_)) =
+            (entry.describe, entry.create, entry.destroy, entry.execute)
+        else {
+            return Err(invalid(
+                "describe, create, destroy and execute must all be set".into(),
+            ));
+        };
+        // SAFETY: plugin strings are static UTF-8 (checked).
+        let id = unsafe { entry.plugin_id.as_str() }
+            .map_err(|_| invalid("plugin id is not UTF-8".into()))?
+            .to_owned();
+        if id.is_empty() {
+            return Err(invalid("plugin id is empty".into()));
+        }
+        if let Some(other) = self.plugins.iter().find(|p| p.id == id) {
+            return Err(PluginLoadError::DuplicatePlugin {
+                path: shown,
+                plugin_id: id,
+                other: other.path.display().to_string(),
+            });
+        }
+        // SAFETY: as above.
+        let version = unsafe { entry.plugin_version.to_string_lossy() };
+        let description = unsafe { entry.description.to_string_lossy() };
+        if entry.node_count > 100_000 {
+            return Err(invalid(format!(
+                "implausible node count {}",
+                entry.node_count
+            )));
+        }
+        let plugin = Arc::new(LoadedPlugin {
+            id,
+            version,
+            description,
+            path: path.to_path_buf(),
+            abi_minor: minor,
+            entry,
+        });
+        let mut infos = Vec::with_capacity(entry.node_count);
+        for index in 0..entry.node_count {
+            // SAFETY: ABI contract.
+            let d = unsafe { describe(index) };
+            if d.is_null() {
+                return Err(invalid(format!("describe({index}) returned NULL")));
+            }
+            // SAFETY: descriptor is static; size per its struct_size.
+            let desc: SgNodeDesc = unsafe { read_versioned(d, (*d).struct_size) };
+            let info = unsafe { node_info(&desc, &plugin, index) }
+                .map_err(|r| invalid(format!("node {index}: {r}")))?;
+            infos.push(info);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for info in &infos {
+            if !seen.insert(info.type_id.clone()) {
+                return Err(invalid(format!(
+                    "node type {:?} is declared twice",
+                    info.type_id
+                )));
+            }
+            if let Some(other) = self.types.get(&info.type_id) {
+                return Err(PluginLoadError::DuplicateNodeType {
+                    path: shown,
+                    type_id: info.type_id.clone(),
+                    other: other.plugin.path.display().to_string(),
+                });
+            }
+        }
+        tracing::debug!(
+            "loaded plugin {} {} from {} ({} node types)",
+            plugin.id,
+            plugin.version,
+            shown,
+            infos.len()
+        );
+        for info in infos {
+            self.types.insert(info.type_id.clone(), info);
+        }
+        self.plugins.push(plugin);
+        Ok(())
+    }
+}
+
+unsafe fn text(s: SgStr, what: &str) -> Result<String, String> {
+    if s.len > (1 << 24) {
+        return Err(format!("{what} is implausibly long"));
+    }
+    s.as_str()
+        .map(str::to_owned)
+        .map_err(|_| format!("{what} is not UTF-8"))
+}
+
+unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T], String> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() || len > 10_000 {
+        return Err(format!("{what}: bad array ({len} entries)"));
+    }
+    Ok(std::slice::from_raw_parts(ptr, len))
+}
+
+unsafe fn ports(ptr: *const SgPortDesc, len: usize, what: &str) -> Result<Vec<PortInfo>, String> {
+    let mut out: Vec<PortInfo> = Vec::new();
+    for p in slice(ptr, len, what)? {
+        let name = text(p.name, "port name")?;
+        if name.is_empty() || out.iter().any(|q| q.name == name) {
+            return Err(format!("{what}: empty or duplicate port name {name:?}"));
+        }
+        let type_name = text(p.type_name, "port type")?;
+        out.push(PortInfo {
+            port_type: PortType::parse(&type_name).map_err(|e| format!("{what} {name:?}: {e}"))?,
+            name,
+            doc: text(p.doc, "port doc")?,
+            optional: p.flags & SG_PORT_OPTIONAL != 0,
+        });
+    }
+    Ok(out)
+}
+
+unsafe fn node_info(
+    d: &SgNodeDesc,
+    plugin: &Arc<LoadedPlugin>,
+    index: usize,
+) -> Result<NodeTypeInfo, String> {
+    let type_id = text(d.type_id, "type id")?;
+    if type_id.is_empty() || type_id.contains(char::is_whitespace) {
+        return Err(format!("invalid type id {type_id:?}"));
+    }
+    let mut params = Vec::new();
+    for p in slice(d.params, d.param_count, "params")? {
+        let name = text(p.name, "param name")?;
+        let kind = match p.kind {
+            SG_PARAM_BOOL => ParamKind::Bool,
+            SG_PARAM_INT => ParamKind::Int,
+            SG_PARAM_FLOAT => ParamKind::Float,
+            SG_PARAM_STRING => ParamKind::String,
+            SG_PARAM_PATH => ParamKind::Path,
+            SG_PARAM_ENUM => ParamKind::Enum,
+            k => return Err(format!("param {name:?} has unknown kind {k}")),
+        };
+        let dv = &p.default_value;
+        let default = match (kind, dv.kind) {
+            (ParamKind::Bool, SG_VALUE_BOOL | SG_VALUE_INT) => ParamValue::Bool(dv.i != 0),
+            (ParamKind::Int, SG_VALUE_INT) => ParamValue::Int(dv.i),
+            (ParamKind::Float, SG_VALUE_FLOAT) => ParamValue::Float(dv.f),
+            (ParamKind::Float, SG_VALUE_INT) => ParamValue::Float(dv.i as f64),
+            (ParamKind::String | ParamKind::Path | ParamKind::Enum, SG_VALUE_STRING) => {
+                ParamValue::Str(text(dv.s, "default")?)
+            }
+            _ => return Err(format!("param {name:?}: default value of the wrong kind")),
+        };
+        let choices = slice(p.choices, p.choice_count, "choices")?
+            .iter()
+            .map(|c| text(*c, "choice"))
+            .collect::<Result<Vec<_>, _>>()?;
+        if kind == ParamKind::Enum {
+            if choices.is_empty() {
+                return Err(format!("enum param {name:?} has no choices"));
+            }
+            if let ParamValue::Str(s) = &default {
+                if !choices.contains(s) {
+                    return Err(format!(
+                        "enum param {name:?}: default {s:?} is not a choice"
+                    ));
+                }
+            }
+        }
+        params.push(ParamInfo {
+            kind,
+            doc: text(p.doc, "param doc")?,
+            default,
+            min: (p.flags & SG_PARAM_HAS_MIN != 0).then_some(p.min),
+            max: (p.flags & SG_PARAM_HAS_MAX != 0).then_some(p.max),
+            step: p.step,
+            choices,
+            is_seed: p.flags & SG_PARAM_SEED != 0,
+            is_output_path: p.flags & SG_PARAM_OUTPUT_PATH != 0,
+            log_scale: p.flags & SG_PARAM_LOG_SCALE != 0,
+            is_color: p.flags & SG_PARAM_COLOR != 0,
+            name,
+        });
+    }
+    Ok(NodeTypeInfo {
+        display_name: text(d.display_name, "display name")?,
+        category: text(d.category, "category")?,
+        doc: text(d.doc, "doc")?,
+        inputs: ports(d.inputs, d.input_count, "input")?,
+        outputs: ports(d.outputs, d.output_count, "output")?,
+        params,
+        deterministic: d.flags & SG_NODE_NONDETERMINISTIC == 0,
+        side_effect: d.flags & SG_NODE_SIDE_EFFECT != 0,
+        plugin_id: plugin.id.clone(),
+        plugin_version: plugin.version.clone(),
+        plugin: plugin.clone(),
+        index,
+        type_id,
+    })
+}
