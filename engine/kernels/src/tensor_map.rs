@@ -49,9 +49,11 @@ impl TensorMap {
 
     /// Looks a tensor up by name.
     pub fn get(&self, name: &str) -> Result<&NamedTensor, TensorMapError> {
-        self.tensors.get(name).ok_or_else(|| TensorMapError::Missing {
-            name: name.to_owned(),
-        })
+        self.tensors
+            .get(name)
+            .ok_or_else(|| TensorMapError::Missing {
+                name: name.to_owned(),
+            })
     }
 
     /// Optional tensor (e.g. filters that are identity and therefore absent).
@@ -92,7 +94,8 @@ impl TensorMap {
             path: "<memory>".into(),
             message,
         };
-        let st = SafeTensors::deserialize(bytes).map_err(|e| err(format!("not a safetensors file: {e}")))?;
+        let st = SafeTensors::deserialize(bytes)
+            .map_err(|e| err(format!("not a safetensors file: {e}")))?;
         let mut map = TensorMap::new();
         for (name, view) in st.tensors() {
             let raw = view.data();
@@ -109,7 +112,11 @@ impl TensorMap {
                     .chunks_exact(2)
                     .map(|c| half_to_f32(u16::from_le_bytes([c[0], c[1]])))
                     .collect(),
-                other => return Err(err(format!("tensor {name:?} has unsupported dtype {other:?}"))),
+                other => {
+                    return Err(err(format!(
+                        "tensor {name:?} has unsupported dtype {other:?}"
+                    )))
+                }
             };
             map.insert(name, view.shape().to_vec(), data);
         }
