@@ -3,6 +3,8 @@
 //! This crate never sees the plugin ABI: plugins call into it with plain slices. Everything is
 //! f32 on the CPU for now; the GPU backends will reuse the same structure.
 
+pub mod model;
 pub mod tensor_map;
 
+pub use model::{Control, Features, ModelError, NoControl, NoiseMode};
 pub use tensor_map::{NamedTensor, TensorMap, TensorMapError};
