@@ -267,12 +267,32 @@ fn key_ref(v: &Value) -> Option<KeyRef<'_>> {
     }
 }
 
-/// Looks up a string key in a dict-like value.
+/// Looks up a string key in a dict-like value (the last value set for it wins).
 pub(crate) fn dict_get<'h>(heap: &'h Heap, v: &Value, key: &str) -> Option<&'h Value> {
-    dict_pairs(heap, v)?
-        .into_iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
+    let matches = |(k, _): &&(Value, Value)| k.as_str() == Some(key);
+    match heap.node(v)? {
+        Node::Dict(d) => d.iter().rev().find(matches).map(|(_, v)| v),
+        Node::Object(o) => {
+            let (m, n) = global_of(heap, &o.func)?;
+            if !is_dict_class(m, n) {
+                return None;
+            }
+            if let Some((_, v)) = o.items.iter().rev().find(matches) {
+                return Some(v);
+            }
+            let first = seq_items(heap, &o.args)?.first()?;
+            seq_items(heap, first)?
+                .iter()
+                .rev()
+                .filter_map(|pair| match seq_items(heap, pair)? {
+                    [k, v] => Some((k, v)),
+                    _ => None,
+                })
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v)
+        }
+        _ => None,
+    }
 }
 
 /// Members of a set-like value (set, frozenset, `builtins.set(list)`).

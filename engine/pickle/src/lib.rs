@@ -9,9 +9,11 @@
 //!   arguments as JSON and every tensor in exact state-dict order. Pickle protocols 2 to 5
 //!   (the released StyleGAN2-ADA files are protocol 3, newer snapshots protocol 4), old
 //!   (`OrderedDict`, `numpy.core`) and new (`dict`, `numpy._core`) layouts.
-//! * **Zip checkpoints** written by `torch.save` since torch 1.6 (`<name>/data.pkl` plus
-//!   `<name>/data/<key>` storages): [`read_torch_zip`] gives a [`TorchCheckpoint`] whose
-//!   [`TorchCheckpoint::state_dict`] decodes e.g. `{'model': OrderedDict(name -> tensor)}`.
+//! * **Checkpoints** written by `torch.save`: the zip format of torch >= 1.6
+//!   (`<name>/data.pkl` plus `<name>/data/<key>` storages) and the legacy format before it.
+//!   [`read_torch_zip`] gives a [`TorchCheckpoint`] with the object tree
+//!   ([`TorchCheckpoint::tree`]) and [`TorchCheckpoint::state_dict`], which decodes e.g.
+//!   `{'model': OrderedDict(name -> tensor)}`.
 //!
 //! # Safety model
 //! Python's unpickler runs arbitrary code: it imports every global a file names and calls

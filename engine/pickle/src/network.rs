@@ -139,6 +139,9 @@ impl NetworkPickle {
     pub fn from_bytes(data: Vec<u8>, origin: impl Into<String>) -> Result<Self> {
         let origin = origin.into();
         let t0 = Instant::now();
+        if data.is_empty() {
+            return Err(PickleError::structure(&origin, "empty file"));
+        }
         if data.starts_with(b"PK\x03\x04") {
             return Err(PickleError::structure(
                 &origin,

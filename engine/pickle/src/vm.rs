@@ -14,7 +14,6 @@
 //! with the input size, so a crafted file cannot make it use more than a small multiple of its
 //! own size. The MARK stack and the memo have their own limits too.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::error::PickleError;
@@ -23,8 +22,8 @@ use crate::error::PickleError;
 const HIGHEST_PROTOCOL: u8 = 5;
 /// Most MARKs open at once (the nesting depth of MARK-delimited containers).
 const MAX_MARKS: usize = 1 << 16;
-/// Most memo entries.
-const MAX_MEMO: usize = 1 << 22;
+/// Highest memo key + 1 (memo keys index a vector; the budget is charged for every slot).
+const MAX_MEMO: usize = 1 << 24;
 /// Longest text line (arguments of the protocol-0 opcodes GLOBAL, INT, PUT, ...).
 const MAX_LINE: usize = 1 << 16;
 /// Memory every pickle may use for its bookkeeping whatever its size, in bytes.
@@ -34,8 +33,8 @@ const BASE_BUDGET: usize = 8 << 20;
 const VALUE_COST: usize = std::mem::size_of::<Value>();
 /// Approximate cost of one heap node.
 const NODE_COST: usize = std::mem::size_of::<Node>() + 16;
-/// Approximate cost of one memo entry (hash map slot).
-const MEMO_COST: usize = VALUE_COST + 16;
+/// Cost of one memo slot.
+const MEMO_COST: usize = std::mem::size_of::<Option<Value>>();
 
 /// Index of a node in the [`Heap`].
 pub(crate) type NodeId = usize;
@@ -231,7 +230,8 @@ pub(crate) fn run(
         heap,
         stack: Vec::new(),
         marks: Vec::new(),
-        memo: HashMap::new(),
+        memo: Vec::new(),
+        memo_len: 0,
         op_off: start,
         op: 0,
         used: 0,
@@ -249,7 +249,10 @@ struct Machine<'a, 'h> {
     stack: Vec<Value>,
     /// Stack lengths at each open MARK.
     marks: Vec<usize>,
-    memo: HashMap<u32, Value>,
+    /// The memo, indexed by key (keys are small and nearly dense in practice).
+    memo: Vec<Option<Value>>,
+    /// Number of defined memo entries (MEMOIZE uses it as the next key, like Python).
+    memo_len: usize,
     /// Offset and byte of the opcode being executed (for messages).
     op_off: usize,
     op: u8,
@@ -417,16 +420,24 @@ impl<'a> Machine<'a, '_> {
     }
 
     fn memo_put(&mut self, key: u32, v: Value) -> Result<(), PickleError> {
-        if self.memo.len() >= MAX_MEMO && !self.memo.contains_key(&key) {
-            return Err(self.limit(format!("memo grew past {MAX_MEMO} entries")));
+        let k = key as usize;
+        if k >= MAX_MEMO {
+            return Err(self.limit(format!("memo key {key} is above {MAX_MEMO}")));
         }
-        self.charge(MEMO_COST)?;
-        self.memo.insert(key, v);
+        if k >= self.memo.len() {
+            self.charge((k + 1 - self.memo.len()) * MEMO_COST)?;
+            self.memo.resize(k + 1, None);
+        }
+        if let Some(slot) = self.memo.get_mut(k) {
+            if slot.replace(v).is_none() {
+                self.memo_len += 1;
+            }
+        }
         Ok(())
     }
 
     fn memo_get(&mut self, key: u32) -> Result<(), PickleError> {
-        match self.memo.get(&key) {
+        match self.memo.get(key as usize).and_then(Option::as_ref) {
             Some(v) => {
                 let v = v.clone();
                 self.push(v)
@@ -777,7 +788,7 @@ impl<'a> Machine<'a, '_> {
                 // --- memo
                 0x94 => {
                     let v = self.top()?;
-                    let k = u32::try_from(self.memo.len())
+                    let k = u32::try_from(self.memo_len)
                         .map_err(|_| self.limit("memo key overflow"))?;
                     self.memo_put(k, v)?
                 }
@@ -946,7 +957,7 @@ cmod\nctor\nq\x03)Rq\x04h\x01\x86q\x05u.";
     #[test]
     fn malformed_inputs_are_errors() {
         for (data, what) in [
-            (&b"}q\x00h\x05."[..], "undefined memo"),
+            (&b"}q\x00h\x05."[..], "memo entry 5 is not defined"),
             (b"K\x01s.", "underflow"),
             (b"\x80\x09.", "protocol"),
             (b"X\xff\x00\x00\x00abc", "truncated"),
