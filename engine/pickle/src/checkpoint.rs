@@ -15,7 +15,7 @@ use std::path::Path;
 
 use crate::error::{PickleError, Result};
 use crate::interp::{dict_get, dict_pairs, Converter, PyValue, TensorInfo};
-use crate::network::StateTensor;
+use crate::network::{decode_budget, StateTensor};
 use crate::torch::describe;
 use crate::torch::{
     gather, looks_like_legacy_stream, parse_legacy_stream, resolve_storage, tensor_meta, Storage,
@@ -415,12 +415,21 @@ impl TorchCheckpoint {
             )
         })?;
         let mut out = Vec::with_capacity(pairs.len());
+        let mut bytes_left = decode_budget(self.data.len());
         for (k, t) in pairs {
             let Some(name) = k.as_str() else { continue };
             let Ok(meta) = tensor_meta(&self.heap, t) else {
                 continue;
             };
-            out.push(self.decode(name, &meta)?);
+            let t = self.decode(name, &meta)?;
+            bytes_left = bytes_left.checked_sub(t.data.len()).ok_or_else(|| {
+                PickleError::limit(
+                    &self.origin,
+                    0,
+                    "the state dict would decode to more than twice the file size",
+                )
+            })?;
+            out.push(t);
         }
         Ok(out)
     }

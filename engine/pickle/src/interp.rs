@@ -20,8 +20,10 @@ use crate::vm::{Heap, Node, Object, Value};
 pub(crate) const MAX_DEPTH: usize = 128;
 /// Most nodes one conversion may produce (shared sub-objects are expanded each time).
 const MAX_NODES: usize = 1 << 20;
-/// Largest NumPy array converted into a tree or JSON, in elements.
+/// Largest NumPy array converted into a tree, in elements.
 const MAX_ARRAY_ELEMENTS: usize = 1 << 20;
+/// Largest NumPy array written out element by element in JSON.
+const MAX_JSON_ARRAY_ELEMENTS: usize = 1 << 16;
 
 /// An unpickled Python object, with the known container types and NumPy values interpreted.
 ///
@@ -645,7 +647,8 @@ impl<'a> Converter<'a> {
 }
 
 /// Converts a [`PyValue`] into JSON: dicts become objects (keys as strings), tuples, lists and
-/// sets arrays, NumPy scalars and 0-d arrays numbers or bools, larger arrays nested arrays.
+/// sets arrays, NumPy scalars and 0-d arrays numbers or bools, larger arrays nested arrays
+/// (arrays of more than 65536 elements `{"__array__": dtype, "shape": [...]}`).
 /// Non-finite floats become `null`. Objects this reader does not interpret become
 /// `{"__object__": "module.name", "args": ..., "state": ...}`; tensors
 /// `{"__tensor__": dtype, "shape": [...]}`.
@@ -741,6 +744,24 @@ fn bigint_json(b: &[u8]) -> serde_json::Value {
 
 fn array_json(a: &NdArray) -> serde_json::Value {
     let es = a.dtype.size();
+    if a.data.len() / es > MAX_JSON_ARRAY_ELEMENTS {
+        // Attributes are small; a large array is summarised rather than spelled out.
+        let mut m = Map::new();
+        m.insert(
+            "__array__".into(),
+            serde_json::Value::String(a.dtype.name().into()),
+        );
+        m.insert(
+            "shape".into(),
+            serde_json::Value::Array(
+                a.shape
+                    .iter()
+                    .map(|&d| serde_json::Value::Number(d.into()))
+                    .collect(),
+            ),
+        );
+        return serde_json::Value::Object(m);
+    }
     let elems: Vec<serde_json::Value> = a
         .data
         .chunks_exact(es)

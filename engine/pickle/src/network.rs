@@ -17,6 +17,14 @@ use crate::vm::{self, Heap, NodeId, Value};
 
 /// Deepest module nesting followed (StyleGAN networks are 3-4 levels deep).
 const MAX_MODULE_DEPTH: usize = 64;
+/// Most modules one network may have (a 1024 px StyleGAN has a few hundred).
+const MAX_MODULES: usize = 1 << 16;
+
+/// Most bytes the tensors of one network (or one state dict) may decode to: twice the file
+/// (views may share a storage) plus some slack for tiny files.
+pub(crate) fn decode_budget(file_len: usize) -> usize {
+    file_len.saturating_mul(2).saturating_add(64 << 20)
+}
 /// The networks a training snapshot holds, in the order they are written.
 const NETWORK_KEYS: [&str; 3] = ["G", "D", "G_ema"];
 
@@ -236,14 +244,14 @@ impl NetworkPickle {
         let origin = &self.origin;
         let (class_name, state) = module_state(heap, v)
             .map_err(|m| PickleError::structure(origin, format!("'{name}': {m}")))?;
+        // One converter for everything this call converts, so its limits bound the total.
+        let mut conv = Converter::new(heap, &self.data, origin);
         let init_kwargs = match dict_get(heap, state, "_init_kwargs") {
             None | Some(Value::None) => serde_json::Value::Null,
             Some(kw) => {
-                let tree = Converter::new(heap, &self.data, origin)
-                    .convert(kw)
-                    .map_err(|m| {
-                        PickleError::structure(origin, format!("'{name}' _init_kwargs: {m}"))
-                    })?;
+                let tree = conv.convert(kw).map_err(|m| {
+                    PickleError::structure(origin, format!("'{name}' _init_kwargs: {m}"))
+                })?;
                 to_json(&tree)
             }
         };
@@ -254,16 +262,26 @@ impl NetworkPickle {
         let modules = module_states
             .into_iter()
             .map(|(path, class_name, state)| ModuleInfo {
-                attributes: self.attributes(name, &path, state),
+                attributes: self.attributes(&mut conv, name, &path, state),
                 path,
                 class_name,
             })
             .collect();
         let mut cache: HashMap<NodeId, Storage> = HashMap::new();
         let mut tensors = Vec::with_capacity(found.len());
+        // Tensors may share storages, but together they never need more than this.
+        let mut bytes_left = decode_budget(self.data.len());
         for (tname, tv) in found {
             let meta = tensor_meta(heap, tv).map_err(|m| PickleError::tensor(origin, &tname, m))?;
-            tensors.push(self.decode(&tname, &meta, &mut cache)?);
+            let t = self.decode(&tname, &meta, &mut cache)?;
+            bytes_left = bytes_left.checked_sub(t.data.len()).ok_or_else(|| {
+                PickleError::limit(
+                    origin,
+                    0,
+                    format!("'{name}': its tensors would decode to more than twice the file size"),
+                )
+            })?;
+            tensors.push(t);
         }
         tracing::debug!(
             "{origin}: decoded {name} ({class_name}, {} tensors) in {:.1} ms",
@@ -281,14 +299,20 @@ impl NetworkPickle {
 
     /// A module's plain attributes as a JSON object. An attribute that cannot be converted
     /// becomes `null` (with a warning): it must not make the network unreadable.
-    fn attributes(&self, network: &str, path: &str, state: &Value) -> serde_json::Value {
+    fn attributes(
+        &self,
+        conv: &mut Converter<'_>,
+        network: &str,
+        path: &str,
+        state: &Value,
+    ) -> serde_json::Value {
         let mut out = serde_json::Map::new();
         for (k, v) in dict_pairs(&self.heap, state).unwrap_or_default() {
             let Some(k) = k.as_str() else { continue };
             if k.starts_with('_') || k == "training" {
                 continue;
             }
-            let json = match Converter::new(&self.heap, &self.data, &self.origin).convert(v) {
+            let json = match conv.convert(v) {
                 Ok(tree) => to_json(&tree),
                 Err(m) => {
                     tracing::warn!("{}: {network}.{path}: attribute {k}: {m}", self.origin);
@@ -454,6 +478,11 @@ fn collect_tensors<'h>(
         return Err(format!(
             "modules nested deeper than {MAX_MODULE_DEPTH} levels (or a reference cycle)"
         ));
+    }
+    // Shared sub-modules are walked again each time they are reached (as torch would list
+    // their tensors again), so bound the total, not only the depth.
+    if modules.len() >= MAX_MODULES {
+        return Err(format!("more than {MAX_MODULES} modules"));
     }
     let here = if prefix.is_empty() {
         "the network"

@@ -638,6 +638,14 @@ pub(crate) fn gather(
     if numel == 0 {
         return Ok(Vec::new());
     }
+    // The stride of a dimension of size 1 is never used; zero it so that no arithmetic below
+    // can overflow on an absurd value there.
+    let stride: Vec<usize> = shape
+        .iter()
+        .zip(stride)
+        .map(|(&d, &s)| if d == 1 { 0 } else { s })
+        .collect();
+    let stride = stride.as_slice();
     let mut last = offset;
     for (&d, &s) in shape.iter().zip(stride) {
         last = (d - 1)
@@ -736,6 +744,11 @@ mod tests {
         assert_eq!(
             gather(&data, 1, 0, &[0, 7], &[7, 1]).unwrap(),
             Vec::<u8>::new()
+        );
+        // A huge stride on a dimension of size 1 is harmless.
+        assert_eq!(
+            gather(&data, 1, 4, &[1, 2], &[usize::MAX, 3]).unwrap(),
+            vec![4, 7]
         );
     }
 }
