@@ -35,8 +35,10 @@
 //! * conversions of the graph (module walk, JSON, [`PyValue`] trees) are depth-limited, so
 //!   reference cycles and deep nesting give errors, and bounded in the number of objects and
 //!   bytes they produce;
-//! * tensor views are checked against their storage (offset, sizes, strides), and a decoded
-//!   tensor is never larger than its stored data.
+//! * tensor views are checked against their storage (offset, sizes, strides), a decoded
+//!   tensor is never larger than its stored data, and the tensors of one network or state
+//!   dict together never exceed twice the file size plus 64 MiB (storages may be shared);
+//! * zip entries are CRC-checked before use.
 //!
 //! Every error names the file, the byte offset and what was expected
 //! (`network-snapshot.pkl: byte 1234: truncated BINUNICODE (needs 400 bytes, 12 left)`).

@@ -150,6 +150,12 @@ impl NetworkPickle {
         if data.is_empty() {
             return Err(PickleError::structure(&origin, "empty file"));
         }
+        if crate::torch::looks_like_legacy_stream(&data) {
+            return Err(PickleError::structure(
+                &origin,
+                "this is a torch.save checkpoint (legacy format), not a network pickle; read it with read_torch_zip",
+            ));
+        }
         if data.starts_with(b"PK\x03\x04") {
             return Err(PickleError::structure(
                 &origin,

@@ -285,4 +285,14 @@ fn zip_given_to_network_reader_is_explained() {
         .unwrap()
         .to_string();
     assert!(e.contains("zip archive"), "{e}");
+    let e = read_network_pickle(test_data().join("detector-tiny-legacy.pt"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("torch.save checkpoint (legacy format)"), "{e}");
+    let e = NetworkPickle::from_bytes(Vec::new(), "empty.pkl")
+        .err()
+        .unwrap()
+        .to_string();
+    assert_eq!(e, "empty.pkl: empty file");
 }
