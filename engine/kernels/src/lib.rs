@@ -4,6 +4,7 @@
 //! f32 on the CPU for now; the GPU backends will reuse the same structure.
 
 pub mod model;
+pub mod sg2;
 pub mod tensor_map;
 
 pub use model::{Control, Features, ModelError, NoControl, NoiseMode};
