@@ -8,6 +8,7 @@ pub mod filter_design;
 pub(crate) mod gemm;
 pub mod mapping;
 pub mod model;
+pub mod sg2;
 pub mod sg3;
 pub(crate) mod simd;
 pub mod tensor_map;
