@@ -15,6 +15,7 @@ use stylegraph_core::graph::{parse_cli_value, Graph, ParamValue};
 use stylegraph_core::plugin::PluginHost;
 use stylegraph_core::validate::{closest, validate};
 
+mod commands;
 mod seeds;
 
 /// Process exit codes (documented in the README and `--help`).
@@ -59,6 +60,19 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generate images from seeds, like the official gen_images.py (builds and runs the
+    /// equivalent graph; --save-graph writes it for the editor).
+    Generate(GenerateArgs),
+    /// Convert a network pickle to .safetensors (+ a .json of its construction arguments).
+    Convert {
+        /// The model to read (.pkl, .safetensors or builtin:<name>).
+        input: PathBuf,
+        /// The .safetensors file to write (the .json goes beside it).
+        output: PathBuf,
+        /// Which network of a training snapshot.
+        #[arg(long, default_value = "G_ema")]
+        network: String,
+    },
     /// List the node types of every loaded plugin, with ports, params and docs.
     Nodes {
         /// Print JSON (plugins, node types, refused plugins).
@@ -100,6 +114,47 @@ struct RunArgs {
     /// Memory budget of the output cache, in MiB.
     #[arg(long, default_value_t = 2048)]
     cache_mb: usize,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Network: a .pkl, a .safetensors, or builtin:<arch>-<res> (default: a built-in untrained
+    /// StyleGAN3-T 256 px model that makes abstract images).
+    #[arg(long, default_value = commands::DEFAULT_NETWORK)]
+    network: String,
+    /// Seeds, e.g. `0,3,5-9`.
+    #[arg(long, default_value = "0-3")]
+    seeds: String,
+    /// Truncation psi.
+    #[arg(long, default_value_t = 1.0)]
+    trunc: f64,
+    /// Truncate only the first N rows of ws.
+    #[arg(long)]
+    trunc_cutoff: Option<i64>,
+    /// Class label of a conditional network.
+    #[arg(long = "class")]
+    class: Option<i64>,
+    /// Noise mode (StyleGAN2).
+    #[arg(long, default_value = "const", value_parser = ["const", "random", "none"])]
+    noise_mode: String,
+    /// StyleGAN3 input translation `X,Y`.
+    #[arg(long, default_value = "0,0", allow_hyphen_values = true)]
+    translate: String,
+    /// StyleGAN3 input rotation in degrees.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    rotate: f64,
+    /// Where to write seedNNNN.png.
+    #[arg(long, default_value = "out")]
+    outdir: PathBuf,
+    /// Also write seedNNNN.npy: the float32 [1,3,H,W] network output before conversion.
+    #[arg(long)]
+    raw: bool,
+    /// Write the equivalent graph to this .ron file (open it in the editor, or `stylegraph run` it).
+    #[arg(long, value_name = "FILE")]
+    save_graph: Option<PathBuf>,
+    /// How to report progress.
+    #[arg(long, value_enum, default_value_t = EventFormat::Human)]
+    events: EventFormat,
 }
 
 /// An error that maps to an exit code.
@@ -171,6 +226,12 @@ fn real_main(cli: Cli) -> Result<i32> {
         Command::Run(args) => run(&cli, args),
         Command::Validate { graph, json } => validate_cmd(&cli, graph, *json),
         Command::Nodes { json, filter } => nodes_cmd(&cli, *json, filter.as_deref()),
+        Command::Generate(args) => generate_cmd(&cli, args),
+        Command::Convert {
+            input,
+            output,
+            network,
+        } => convert_cmd(&cli, input, output, network),
     }
 }
 
@@ -404,10 +465,30 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         }
     }
 
+    execute_runs(
+        host,
+        runs,
+        args.events,
+        args.cache_mb,
+        cli.quiet,
+        &args.graph.display().to_string(),
+    )
+}
+
+/// Runs prepared graphs (one per seed, or one) in one session, so unchanged nodes (the loaded
+/// model) come from the cache. Returns the exit code.
+fn execute_runs(
+    host: Arc<PluginHost>,
+    runs: Vec<(Option<i64>, Graph)>,
+    events: EventFormat,
+    cache_mb: usize,
+    quiet: bool,
+    origin: &str,
+) -> Result<i32> {
     let session = Session::new(
-        host.clone(),
+        host,
         SessionConfig {
-            cache_budget_bytes: args.cache_mb.saturating_mul(1 << 20),
+            cache_budget_bytes: cache_mb.saturating_mul(1 << 20),
             ..SessionConfig::default()
         },
     );
@@ -417,7 +498,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         // Ctrl-C cancels the run; nodes stop promptly and leave no partial files.
         let _ = ctrlc::set_handler(move || c.cancel());
     }
-    let renderer = Renderer::new(args.events, cli.quiet);
+    let renderer = Renderer::new(events, quiet);
     let sink = renderer.clone();
     let options = RunOptions {
         cancel: cancel.clone(),
@@ -433,7 +514,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
             Ok(r) => r,
             Err(RunError::Invalid(errors)) => {
                 renderer.finish();
-                eprintln!("{}: {} problem(s):", args.graph.display(), errors.len());
+                eprintln!("{origin}: {} problem(s):", errors.len());
                 for e in &errors {
                     eprintln!("  - {e}");
                 }
@@ -445,19 +526,98 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
             RunStatus::Failed => any_failed = true,
             RunStatus::Cancelled => {
                 renderer.finish();
-                if !cli.quiet {
+                if !quiet {
                     eprintln!("cancelled");
                 }
                 return Ok(EXIT_CANCELLED);
             }
         }
-        if args.events == EventFormat::Human && !cli.quiet {
+        if events == EventFormat::Human && !quiet {
             renderer.finish();
             print_results(g, &report);
         }
     }
     renderer.finish();
     Ok(if any_failed { EXIT_NODE_FAILED } else { 0 })
+}
+
+fn generate_cmd(cli: &Cli, args: &GenerateArgs) -> Result<i32> {
+    let prepared = (|| -> Result<(Graph, Vec<i64>)> {
+        let options = commands::GenerateOptions {
+            network: args.network.clone(),
+            trunc: args.trunc,
+            trunc_cutoff: args.trunc_cutoff,
+            class: args.class,
+            noise_mode: args.noise_mode.clone(),
+            translate: commands::parse_pair(&args.translate)
+                .map_err(|e| anyhow!("--translate: {e}"))?,
+            rotate: args.rotate,
+            outdir: args.outdir.clone(),
+            raw: args.raw,
+        };
+        Ok((
+            commands::generate_graph(&options)?,
+            seeds::parse_seed_list(&args.seeds)?,
+        ))
+    })();
+    let (graph, seed_list) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    if let Some(path) = &args.save_graph {
+        graph.save(path).map_err(|e| anyhow!("{e}"))?;
+        if !cli.quiet {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    let host = Arc::new(load_plugins(cli));
+    let runs = seed_list
+        .into_iter()
+        .map(|seed| {
+            let mut g = graph.clone();
+            if let Some(z) = g.node_mut("z") {
+                z.params.insert("seed".into(), ParamValue::Int(seed));
+            }
+            substitute_seed(&mut g, seed);
+            (Some(seed), g)
+        })
+        .collect();
+    execute_runs(host, runs, args.events, 2048, cli.quiet, "generate")
+}
+
+fn convert_cmd(cli: &Cli, input: &Path, output: &Path, network: &str) -> Result<i32> {
+    let (Some(i), Some(o)) = (input.to_str(), output.to_str()) else {
+        eprintln!("error: paths must be valid UTF-8");
+        return Ok(EXIT_INVALID);
+    };
+    if output.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        eprintln!(
+            "error: {}: the output must end in .safetensors",
+            output.display()
+        );
+        return Ok(EXIT_INVALID);
+    }
+    let host = Arc::new(load_plugins(cli));
+    let graph = commands::convert_graph(i, o, network);
+    let code = execute_runs(
+        host,
+        vec![(None, graph)],
+        EventFormat::Human,
+        2048,
+        cli.quiet,
+        "convert",
+    )?;
+    if code == 0 && !cli.quiet {
+        eprintln!(
+            "wrote {} and {}",
+            output.display(),
+            output.with_extension("json").display()
+        );
+    }
+    Ok(code)
 }
 
 /// Prints the outputs of the graph's sink nodes (those nothing else reads) and any failures.
