@@ -81,7 +81,7 @@ impl Node for SaveImage {
                 "Writes each image of a batch to a file: PNG, JPEG or WebP (lossless), chosen by \
                  the extension. Float images are converted the official way \
                  (`clamp(x * 127.5 + 128, 0, 255)`, truncated), so a PNG matches \
-                 `gen_images.py`'s byte for byte.\n\n\
+                 `gen_images.py`'s pixel for pixel.\n\n\
                  The path is a template: `{seed}`, `{index}` (position in the batch) and \
                  `{frame}` (`first_frame + index`), with optional zero padding as in \
                  `out/seed{seed:04}.png`. `{seed}` needs the `seeds` input (e.g. from \
@@ -431,7 +431,7 @@ impl Node for SaveVideo {
                  Quality: a bit rate (`bitrate_kbps`, official 12000), or `quality` 1-100 for \
                  constant quality. Frames are converted and encoded one at a time (memory does \
                  not grow with the frame count); progress is reported and cancelling removes \
-                 the partial file. Frame sizes must be even for MP4.",
+                 the partial file. Frame sizes must be even for MP4; GIFs play at most at 50 fps.",
             )
             .side_effect()
             .optional_input(

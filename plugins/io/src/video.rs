@@ -10,7 +10,8 @@
 //! `encoder = ffmpeg`, or `auto` (ffmpeg when one is on the PATH, else built-in).
 //! OpenH264 writes the constrained-baseline profile (no B-frames): files are somewhat larger
 //! than x264's at equal quality, but play everywhere. GIF uses the `gif` crate (NeuQuant
-//! palette per frame), APNG the `png` crate.
+//! palette per frame; at most 50 fps, as players treat shorter delays as 1/10 s), APNG the
+//! `png` crate.
 //!
 //! # Streaming
 //!
@@ -777,7 +778,9 @@ impl FrameSink for GifSink {
         let t0 = (self.index as f64 * self.centis_per_frame).round() as u64;
         let t1 = ((self.index + 1) as f64 * self.centis_per_frame).round() as u64;
         // GIF delays are whole centiseconds; rounding absolute times keeps the average rate.
-        frame.delay = (t1 - t0).clamp(1, u16::MAX as u64) as u16;
+        // Browsers and players show delays under 2 cs as 10 cs, so GIFs play at most at
+        // 50 fps: faster rates become 2 cs per frame (a slower video, but an even one).
+        frame.delay = (t1 - t0).clamp(2, u16::MAX as u64) as u16;
         let encoder = self
             .encoder
             .as_mut()

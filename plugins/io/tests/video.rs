@@ -143,6 +143,23 @@ fn gif_round_trip() {
         frames += 1;
     }
     assert_eq!(frames, n);
+    // Above 50 fps every delay is 2 cs (players turn shorter ones into 10 cs).
+    let fast = dir.path().join("fast.gif");
+    write_video(
+        &fast,
+        &VideoOptions {
+            fps: 60.0,
+            ..options(VideoFormat::Gif, 4)
+        },
+        8,
+        8,
+    );
+    let mut dec = gif::DecodeOptions::new()
+        .read_info(std::fs::File::open(&fast).unwrap())
+        .unwrap();
+    while let Some(f) = dec.read_next_frame().unwrap() {
+        assert_eq!(f.delay, 2);
+    }
 }
 
 #[test]

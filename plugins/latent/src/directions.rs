@@ -100,23 +100,49 @@ pub fn sefa(a: &[f64], rows: usize, dim: usize, k: usize, normalize: bool) -> Re
 /// components (unit rows), the standard deviation of the data along each (square roots of the
 /// covariance eigenvalues, with the unbiased `n - 1` normalisation), and the mean.
 pub fn ganspace(x: &[f64], n: usize, dim: usize, k: usize) -> Result<(Components, Vec<f64>)> {
-    if n < 2 || dim == 0 || x.len() != n * dim {
+    if dim == 0 || x.len() != n * dim {
         return shape_err(format!(
-            "PCA needs at least 2 latents of a non-zero dimension, got {} values for [{n}, {dim}]",
+            "{} latent values do not fill [{n}, {dim}]",
             x.len()
+        ));
+    }
+    ganspace_rows(n, dim, k, |i| &x[i * dim..(i + 1) * dim])
+}
+
+/// [`ganspace`] over rows given by `row(i)` (each `dim` values), so that large batches are
+/// neither copied nor converted whole: the covariance is accumulated in blocks of rows.
+pub fn ganspace_rows<'a, T: Copy + Into<f64> + 'a>(
+    n: usize,
+    dim: usize,
+    k: usize,
+    row: impl Fn(usize) -> &'a [T],
+) -> Result<(Components, Vec<f64>)> {
+    if n < 2 || dim == 0 {
+        return shape_err(format!(
+            "PCA needs at least 2 latents of a non-zero dimension, got [{n}, {dim}]"
         ));
     }
     if k == 0 || k > dim {
         return invalid(format!("components must be 1..={dim}, got {k}"));
     }
-    let mut m = DMatrix::from_row_slice(n, dim, x);
-    let mean: Vec<f64> = m.column_iter().map(|c| c.mean()).collect();
-    for mut row in m.row_iter_mut() {
-        for (v, mu) in row.iter_mut().zip(&mean) {
-            *v -= mu;
+    // Two passes (mean, then centred products) for accuracy when the mean is large.
+    let mut mean = vec![0.0f64; dim];
+    for i in 0..n {
+        for (m, &v) in mean.iter_mut().zip(row(i)) {
+            *m += v.into();
         }
     }
-    let cov = m.tr_mul(&m) / (n as f64 - 1.0);
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    const BLOCK: usize = 2048;
+    let mut cov = DMatrix::<f64>::zeros(dim, dim);
+    let mut start = 0;
+    while start < n {
+        let rows = BLOCK.min(n - start);
+        let block = DMatrix::<f64>::from_fn(rows, dim, |r, c| row(start + r)[c].into() - mean[c]);
+        cov += block.tr_mul(&block);
+        start += rows;
+    }
+    cov /= n as f64 - 1.0;
     let (vectors, values) = top_eigen(cov, k)?;
     let stddev = values.iter().map(|&v| v.max(0.0).sqrt()).collect();
     Ok((

@@ -929,10 +929,19 @@ impl Node for Ganspace {
     }
     fn execute(&mut self, ctx: &mut Context<'_>) -> NodeResult {
         let layer = non_negative(ctx, "layer")?;
-        let (x, n, dim) = latent_rows(ctx, "latents", layer)?;
+        let l = input_latents(ctx, "latents")?;
+        if layer >= l.rows {
+            node_bail!(
+                "param \"layer\" is {layer} but input \"latents\" has {} row(s) per latent",
+                l.rows
+            );
+        }
+        let (n, dim) = (l.n, l.dim);
         let k = non_negative(ctx, "components")?;
         ctx.progress(0.1, "covariance and eigendecomposition");
-        let (c, mean) = directions::ganspace(&x, n, dim, k).map_err(at("latent.ganspace"))?;
+        let (c, mean) =
+            directions::ganspace_rows(n, dim, k, |i| &l.item(i)[layer * dim..(layer + 1) * dim])
+                .map_err(at("latent.ganspace"))?;
         output_components(ctx, "directions", &c)?;
         let sd = ctx.output_f32("stddev", &[c.k])?;
         for (o, &v) in sd.iter_mut().zip(&c.values) {
