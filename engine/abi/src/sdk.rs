@@ -375,7 +375,7 @@ impl<'a> TensorRef<'a> {
             )));
         }
         let bytes = self.bytes();
-        if (bytes.as_ptr() as usize) % core::mem::align_of::<T>() != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(NodeError::invalid("tensor data is misaligned"));
         }
         // SAFETY: size and alignment checked; T is a plain number type.
@@ -669,7 +669,7 @@ impl<'a> Context<'a> {
         shape: &[usize],
     ) -> Result<&mut [T], NodeError> {
         let bytes = self.output_bytes(name, dtype, shape)?;
-        if (bytes.as_ptr() as usize) % core::mem::align_of::<T>() != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(NodeError::new("host returned misaligned memory"));
         }
         let len = bytes.len() / core::mem::size_of::<T>();
@@ -786,6 +786,21 @@ impl<'a> Context<'a> {
             // SAFETY: host service contract; the host copies what it needs.
             unsafe { f(self.host.ctx, image.raw, SgStr::from_str(label)) }
         }
+    }
+    /// Sends an output this node has already filled as a preview (e.g. the image it made).
+    pub fn preview_output(&mut self, output: &str, label: &str) -> NodeResult {
+        let v = *self.output_slot(output)?;
+        if v.kind != SG_VALUE_TENSOR {
+            return Err(NodeError::invalid(format!(
+                "output {output:?} is {}, not a tensor",
+                kind_name(v.kind)
+            )));
+        }
+        if let Some(f) = self.host.emit_preview {
+            // SAFETY: host service contract; the tensor is host memory the node just filled.
+            unsafe { f(self.host.ctx, &v.tensor, SgStr::from_str(label)) }
+        }
+        Ok(())
     }
     /// An extension service struct (`SG_EXT_*`), or null when the host offers none.
     pub fn extension(&self, id: &str) -> *const c_void {
