@@ -16,8 +16,8 @@ pub struct NameVars {
 }
 
 /// Fills `{seed}`, `{index}` and `{frame}` in a file-name template. A placeholder may give a
-/// zero-padded width: `{seed:04}` -> `0085`, `{frame:6}` -> `000012` (widths always pad with
-/// zeros). `{{` and `}}` are literal braces.
+/// width as in Python's format strings (and the CLI's `--seeds` substitution): `{seed:04}` ->
+/// `0085` (zero-padded), `{seed:4}` -> `  85` (space-padded). `{{` and `}}` are literal braces.
 pub fn fill_template(template: &str, vars: &NameVars) -> Result<String> {
     let mut out = String::with_capacity(template.len() + 8);
     let mut i = 0;
@@ -44,13 +44,15 @@ pub fn fill_template(template: &str, vars: &NameVars) -> Result<String> {
         };
         let body = &rest[1..end];
         i += end + 1;
-        let (name, width) = match body.split_once(':') {
+        let (name, width, zeros) = match body.split_once(':') {
             Some((n, w)) => {
-                let w = w.trim_start_matches('0');
-                let width = if w.is_empty() {
+                let zeros = w.starts_with('0');
+                let digits = w.trim_start_matches('0');
+                let width = if digits.is_empty() {
                     0
                 } else {
-                    w.parse::<usize>()
+                    digits
+                        .parse::<usize>()
                         .ok()
                         .filter(|&w| w <= 32)
                         .ok_or_else(|| {
@@ -59,9 +61,9 @@ pub fn fill_template(template: &str, vars: &NameVars) -> Result<String> {
                             ))
                         })?
                 };
-                (n, width)
+                (n, width, zeros)
             }
-            None => (body, 0),
+            None => (body, 0, false),
         };
         let value: i64 = match name {
             "seed" => vars.seed.ok_or_else(|| {
@@ -77,10 +79,10 @@ pub fn fill_template(template: &str, vars: &NameVars) -> Result<String> {
                 ))
             }
         };
-        if value < 0 {
-            out.push_str(&format!("-{:0width$}", value.unsigned_abs()));
-        } else {
+        if zeros {
             out.push_str(&format!("{value:0width$}"));
+        } else {
+            out.push_str(&format!("{value:width$}"));
         }
     }
     Ok(out)
@@ -375,7 +377,7 @@ mod tests {
             "out/seed0085.png"
         );
         assert_eq!(
-            fill_template("f{frame:6}_{index}.jpg", &v).unwrap(),
+            fill_template("f{frame:06}_{index}.jpg", &v).unwrap(),
             "f000012_3.jpg"
         );
         assert_eq!(fill_template("{{x}}{seed}", &v).unwrap(), "{x}85");
@@ -390,7 +392,8 @@ mod tests {
             seed: Some(-7),
             ..v
         };
-        assert_eq!(fill_template("{seed:3}", &neg).unwrap(), "-007");
+        assert_eq!(fill_template("{seed:04}", &neg).unwrap(), "-007");
+        assert_eq!(fill_template("{seed:4}", &v).unwrap(), "  85");
     }
 
     #[test]
