@@ -325,20 +325,26 @@ pub(crate) fn serve_connection(
             Ok(h) => h,
             Err(ReadEnd::Close) => return,
             Err(ReadEnd::Reject(resp)) => {
-                let _ = write_response(&mut stream, resp, false, false, stop);
+                let _ = write_response(&mut stream, resp, CLOSE, stop);
                 lingering_close(&mut stream);
                 return;
             }
         };
+        let http11 = head.minor == 1;
         let is_head = head.method == "HEAD";
-        let keep_alive = head.minor == 1
+        let keep_alive = http11
             && !head
                 .header("connection")
                 .is_some_and(|v| v.to_ascii_lowercase().contains("close"));
+        let closing = Conn {
+            keep_alive: false,
+            http11,
+            is_head,
+        };
         let length = match content_length(&head) {
             Ok(n) => n,
             Err(resp) => {
-                let _ = write_response(&mut stream, resp, false, is_head, stop);
+                let _ = write_response(&mut stream, resp, closing, stop);
                 lingering_close(&mut stream);
                 return;
             }
@@ -347,7 +353,11 @@ pub(crate) fn serve_connection(
             // The body was not read: the connection cannot be reused unless there is none.
             let reusable = keep_alive && length == 0;
             log_request(&head, resp.status);
-            if write_response(&mut stream, resp, reusable, is_head, stop).is_err() || !reusable {
+            let conn = Conn {
+                keep_alive: reusable,
+                ..closing
+            };
+            if write_response(&mut stream, resp, conn, stop).is_err() || !reusable {
                 lingering_close(&mut stream);
                 return;
             }
@@ -363,7 +373,7 @@ pub(crate) fn serve_connection(
                 ),
             );
             log_request(&head, 413);
-            let _ = write_response(&mut stream, resp, false, is_head, stop);
+            let _ = write_response(&mut stream, resp, closing, stop);
             lingering_close(&mut stream);
             return;
         }
@@ -390,7 +400,11 @@ pub(crate) fn serve_connection(
         let path = request.head.path.clone();
         let resp = handler.handle(request);
         tracing::debug!(%method, %path, status = resp.status, "request");
-        if write_response(&mut stream, resp, keep_alive, is_head, stop).is_err() || !keep_alive {
+        let conn = Conn {
+            keep_alive,
+            ..closing
+        };
+        if write_response(&mut stream, resp, conn, stop).is_err() || !keep_alive {
             close(&stream);
             return;
         }
@@ -433,15 +447,37 @@ fn lingering_close(stream: &mut TcpStream) {
     close(stream);
 }
 
-/// Writes a response. A streamed body is sent with chunked encoding when the connection stays
-/// open, and as raw lines up to the close otherwise.
+/// How a response is to be written.
+#[derive(Clone, Copy)]
+struct Conn {
+    /// Keep the connection open afterwards.
+    keep_alive: bool,
+    /// The client speaks HTTP/1.1 (chunked encoding allowed).
+    http11: bool,
+    /// The request was HEAD: headers only.
+    is_head: bool,
+}
+
+/// A response after which the connection closes.
+const CLOSE: Conn = Conn {
+    keep_alive: false,
+    http11: true,
+    is_head: false,
+};
+
+/// Writes a response. A streamed body is sent with chunked encoding to HTTP/1.1 clients and as
+/// raw lines up to the close to HTTP/1.0 ones.
 fn write_response(
     stream: &mut TcpStream,
     resp: Response,
-    keep_alive: bool,
-    is_head: bool,
+    conn: Conn,
     stop: &AtomicBool,
 ) -> io::Result<()> {
+    let Conn {
+        keep_alive,
+        http11,
+        is_head,
+    } = conn;
     let mut out = BufWriter::with_capacity(16 * 1024, &*stream);
     write!(out, "HTTP/1.1 {} {}\r\n", resp.status, reason(resp.status))?;
     write!(out, "Content-Type: {}\r\n", resp.content_type)?;
@@ -469,7 +505,9 @@ fn write_response(
             out.flush()
         }
         Body::Stream(mut source) => {
-            let chunked = keep_alive;
+            // Chunked whenever the client speaks HTTP/1.1: the final empty chunk tells a
+            // complete stream from one cut short.
+            let chunked = http11;
             if chunked {
                 out.write_all(b"Transfer-Encoding: chunked\r\n")?;
             }
@@ -547,8 +585,7 @@ pub(crate) fn refuse_connection(stream: TcpStream, status: u16, code: &str, mess
     let _ = write_response(
         &mut stream,
         Response::error(status, code, message).with_header("Retry-After", "1".into()),
-        false,
-        false,
+        CLOSE,
         &stop,
     );
     let _ = stream.shutdown(Shutdown::Write);

@@ -295,11 +295,13 @@ impl Acceptor {
             }
         }
         tracing::info!("server stopping");
-        self.stop.store(true, Ordering::SeqCst);
+        // Runs end first, so that event streams deliver their last events and finish; then
+        // idle connections are told to close.
         self.registry.stop();
         if worker.join().is_err() {
             tracing::error!("the run worker panicked");
         }
+        self.stop.store(true, Ordering::SeqCst);
         // Connection threads notice `stop` within a fraction of a second.
         let deadline = Instant::now() + Duration::from_secs(5);
         while self.active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
