@@ -386,8 +386,9 @@ pub(crate) fn serve_connection(
         {
             return;
         }
-        let deadline = Instant::now() + IDLE_TIMEOUT;
         while buf.len() < length {
+            // A slow upload may take long as long as it keeps moving.
+            let deadline = Instant::now() + IDLE_TIMEOUT;
             match fill(&mut stream, &mut buf, deadline, stop) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {}

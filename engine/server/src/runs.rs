@@ -10,7 +10,7 @@
 use crate::job::Job;
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use stylegraph_core::events::Event;
 use stylegraph_core::exec::{CancelToken, RunError, RunOptions, RunStatus, Session};
@@ -254,6 +254,8 @@ struct RegState {
     queue: VecDeque<Arc<Run>>,
     running: Option<Arc<Run>>,
     retained: usize,
+    /// Items holding tensors, oldest first: what the retention budget evicts.
+    kept: VecDeque<(Weak<Run>, usize)>,
     stopping: bool,
 }
 
@@ -274,6 +276,7 @@ impl Registry {
                 queue: VecDeque::new(),
                 running: None,
                 retained: 0,
+                kept: VecDeque::new(),
                 stopping: false,
             }),
             work: Condvar::new(),
@@ -417,38 +420,37 @@ impl Registry {
         let bytes: usize = item.outputs.iter().map(|(_, _, k)| k.tensor_bytes()).sum();
         {
             let mut st = lock(&run.state);
+            if bytes > 0 {
+                reg.kept.push_back((Arc::downgrade(run), st.items.len()));
+            }
             st.items.push(item);
             st.retained += bytes;
         }
         reg.retained += bytes;
-        let budget = self.limits.retain_budget;
-        if reg.retained > budget {
-            let runs: Vec<Arc<Run>> = reg.order.iter().cloned().collect();
-            'evict: for r in runs {
-                let mut guard = lock(&r.state);
-                let st = &mut *guard;
-                for item in st.items.iter_mut() {
-                    let mut freed = 0;
-                    for (_, _, kept) in item.outputs.iter_mut() {
-                        if let Kept::Tensor(t) = kept {
-                            freed += t.size_bytes();
-                            *kept = Kept::Evicted {
-                                dtype: t.dtype().name(),
-                                shape: t.shape().to_vec(),
-                                bytes: t.size_bytes(),
-                            };
-                        }
-                    }
-                    if freed > 0 {
-                        st.retained = st.retained.saturating_sub(freed);
-                        reg.retained = reg.retained.saturating_sub(freed);
-                        tracing::debug!(run = %r.id, seed = ?item.seed, freed, "kept tensors evicted");
-                    }
-                    if reg.retained <= budget {
-                        break 'evict;
-                    }
+        while reg.retained > self.limits.retain_budget {
+            let Some((weak, index)) = reg.kept.pop_front() else {
+                break;
+            };
+            // A run dropped from the history gave its bytes back already.
+            let Some(r) = weak.upgrade() else { continue };
+            let mut st = lock(&r.state);
+            let Some(item) = st.items.get_mut(index) else {
+                continue;
+            };
+            let mut freed = 0;
+            for (_, _, kept) in item.outputs.iter_mut() {
+                if let Kept::Tensor(t) = kept {
+                    freed += t.size_bytes();
+                    *kept = Kept::Evicted {
+                        dtype: t.dtype().name(),
+                        shape: t.shape().to_vec(),
+                        bytes: t.size_bytes(),
+                    };
                 }
             }
+            tracing::debug!(run = %r.id, seed = ?item.seed, freed, "kept tensors evicted");
+            st.retained = st.retained.saturating_sub(freed);
+            reg.retained = reg.retained.saturating_sub(freed);
         }
         drop(reg);
         run.changed.notify_all();

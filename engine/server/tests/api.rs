@@ -548,6 +548,30 @@ fn oversized_bodies_get_413_without_being_read() {
     let r = read_response(&mut BufReader::new(s));
     assert_eq!(r.status, 413);
 
+    // `Expect: 100-continue`: a body over the limit is refused before it is sent ...
+    let mut s = connect(addr);
+    write!(
+        s,
+        "POST /v1/runs HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n"
+    )
+    .expect("send");
+    assert_eq!(read_response(&mut BufReader::new(s)).status, 413);
+    // ... and one within it is asked for with an interim 100.
+    let body = seed_to_z_text();
+    let s = connect(addr);
+    write!(
+        &s,
+        "POST /v1/validate HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        body.len()
+    )
+    .expect("send");
+    let mut r = BufReader::new(&s);
+    assert_eq!(read_head(&mut r).0, 100);
+    (&s).write_all(body.as_bytes()).expect("send body");
+    let ok = read_response(&mut r);
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.json()["valid"], true);
+
     // Within the limit is fine; chunked request bodies are refused with 411.
     let r = request(
         addr,
