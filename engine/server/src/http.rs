@@ -598,3 +598,68 @@ pub(crate) fn refuse_connection(stream: TcpStream, status: u16, code: &str, mess
 pub(crate) fn error_response(status: u16, code: &str, message: &str) -> Response {
     Response::error(status, code, message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(headers: &[(&str, &str)]) -> Head {
+        Head {
+            method: "POST".into(),
+            path: "/v1/runs".into(),
+            query: String::new(),
+            minor: 1,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn content_lengths() {
+        assert_eq!(content_length(&head(&[])).ok(), Some(0));
+        assert_eq!(
+            content_length(&head(&[("content-length", "42")])).ok(),
+            Some(42)
+        );
+        assert_eq!(
+            content_length(&head(&[("content-length", "7"), ("content-length", "7")])).ok(),
+            Some(7)
+        );
+        let status = |h: &[(&str, &str)]| content_length(&head(h)).err().map(|r| r.status);
+        assert_eq!(status(&[("content-length", "+5")]), Some(400));
+        assert_eq!(status(&[("content-length", "-1")]), Some(400));
+        assert_eq!(status(&[("content-length", "")]), Some(400));
+        assert_eq!(status(&[("content-length", "1, 2")]), Some(400));
+        assert_eq!(
+            status(&[("content-length", "99999999999999999999999")]),
+            Some(400)
+        );
+        assert_eq!(
+            status(&[("content-length", "1"), ("content-length", "2")]),
+            Some(400)
+        );
+        assert_eq!(status(&[("transfer-encoding", "chunked")]), Some(411));
+    }
+
+    #[test]
+    fn heads_split_path_and_query_and_refuse_absolute_targets() {
+        let mut headers = [httparse::EMPTY_HEADER; 4];
+        let mut req = httparse::Request::new(&mut headers);
+        let text = b"GET /v1/runs/r1/outputs/a/b?seed=3 HTTP/1.1\r\nHoSt: x\r\n\r\n";
+        assert!(matches!(req.parse(text), Ok(httparse::Status::Complete(_))));
+        let h = to_head(&req).ok().expect("head");
+        assert_eq!(
+            (h.path.as_str(), h.query.as_str(), h.minor),
+            ("/v1/runs/r1/outputs/a/b", "seed=3", 1)
+        );
+        assert_eq!(h.header("host"), Some("x"));
+
+        let mut headers = [httparse::EMPTY_HEADER; 4];
+        let mut req = httparse::Request::new(&mut headers);
+        let text = b"GET http://elsewhere/v1/health HTTP/1.1\r\n\r\n";
+        assert!(matches!(req.parse(text), Ok(httparse::Status::Complete(_))));
+        assert!(matches!(to_head(&req), Err(ReadEnd::Reject(r)) if r.status == 400));
+    }
+}
