@@ -145,7 +145,8 @@ fn events_replay_for_late_readers_and_end_with_run_finished() {
 fn events_stream_live_while_the_run_is_running() {
     let server = start(config());
     let addr = server.addr();
-    let id = submit(addr, &json!({ "graph": slow_graph(40, 25) }));
+    // Far longer than the test: it is cancelled once the stream has shown it is live.
+    let id = submit(addr, &json!({ "graph": slow_graph(10_000, 10) }));
 
     let mut s = connect(addr);
     write!(
@@ -154,33 +155,41 @@ fn events_stream_live_while_the_run_is_running() {
     )
     .expect("send");
     let mut r = BufReader::new(s);
-    let (status, _) = read_head(&mut r);
+    let (status, headers) = read_head(&mut r);
     assert_eq!(status, 200);
+    assert!(headers
+        .iter()
+        .any(|(n, v)| n.eq_ignore_ascii_case("transfer-encoding") && v == "chunked"));
     let mut events: Vec<J> = Vec::new();
-    let mut saw_progress_while_running = false;
+    let mut progress_seen = 0;
     while let Some(chunk) = read_chunk(&mut r) {
         for line in String::from_utf8_lossy(&chunk).lines() {
             let e: J = serde_json::from_str(line).expect("event line parses");
-            if e["event"] == "node_progress" && !saw_progress_while_running {
-                // This event arrived before the run ended: it was streamed, not replayed.
-                let now = get(addr, &format!("/v1/runs/{id}")).json();
-                assert_eq!(now["status"], "running", "{now:#}");
-                saw_progress_while_running = true;
+            if e["event"] == "node_progress" {
+                progress_seen += 1;
+                if progress_seen == 3 {
+                    // These events arrived while the run was still running: streamed, not
+                    // replayed at the end. Now stop it; the stream must end with it.
+                    let now = get(addr, &format!("/v1/runs/{id}")).json();
+                    assert_eq!(now["status"], "running", "{now:#}");
+                    let c = request(addr, "POST", &format!("/v1/runs/{id}/cancel"), &[], b"");
+                    assert_eq!(c.status, 202);
+                }
             }
             events.push(e);
         }
     }
-    assert!(saw_progress_while_running);
+    assert!(progress_seen >= 3);
+    assert_eq!(
+        events.first().and_then(|e| e["event"].as_str()),
+        Some("run_started")
+    );
     assert_eq!(
         events.last().and_then(|e| e["event"].as_str()),
-        Some("run_finished")
+        Some("run_cancelled")
     );
     let status = get(addr, &format!("/v1/runs/{id}")).json();
-    assert_eq!(status["status"], "finished");
-    assert_eq!(
-        status["items"][0]["outputs"]["slow"]["steps_done"]["value"],
-        40
-    );
+    assert_eq!(status["status"], "cancelled");
 }
 
 #[test]
@@ -206,6 +215,11 @@ fn a_failing_node_fails_the_run_and_is_named_with_its_error() {
     assert_eq!(item["skipped"], json!(["after"]));
     // The independent branch still ran, and its float output is inline.
     assert_eq!(item["outputs"]["ok"]["y"]["value"], 2.5);
+    assert_eq!(item["outputs"]["ok"]["y"]["type"], "float");
+    assert_eq!(item["outputs"]["ok"]["executions"]["type"], "int");
+    assert!(item["outputs"]["ok"]["executions"]["value"]
+        .as_i64()
+        .is_some_and(|n| n >= 1));
     assert!(item["outputs"].get("after").is_none());
     let not_produced = get(addr, &format!("/v1/runs/{id}/outputs/after/y"));
     assert_eq!(not_produced.status, 404);
