@@ -146,7 +146,7 @@ fn events_stream_live_while_the_run_is_running() {
     let server = start(config());
     let addr = server.addr();
     // Far longer than the test: it is cancelled once the stream has shown it is live.
-    let id = submit(addr, &json!({ "graph": slow_graph(10_000, 10) }));
+    let id = submit(addr, &json!({ "graph": slow_graph(10_000, 50) }));
 
     let mut s = connect(addr);
     write!(
@@ -169,9 +169,14 @@ fn events_stream_live_while_the_run_is_running() {
                 progress_seen += 1;
                 if progress_seen == 3 {
                     // These events arrived while the run was still running: streamed, not
-                    // replayed at the end. Now stop it; the stream must end with it.
+                    // replayed at the end ...
                     let now = get(addr, &format!("/v1/runs/{id}")).json();
                     assert_eq!(now["status"], "running", "{now:#}");
+                    // ... and promptly, not held back in a buffer: the run has made only a
+                    // few more steps (50 ms each) than this reader has seen.
+                    let logged = progress_events_logged(addr, &id);
+                    assert!(logged < 40, "{logged} progress events logged, 3 streamed");
+                    // Now stop it; the stream must end with it.
                     let c = request(addr, "POST", &format!("/v1/runs/{id}/cancel"), &[], b"");
                     assert_eq!(c.status, 202);
                 }
@@ -190,6 +195,36 @@ fn events_stream_live_while_the_run_is_running() {
     );
     let status = get(addr, &format!("/v1/runs/{id}")).json();
     assert_eq!(status["status"], "cancelled");
+}
+
+/// How many progress events a run has logged so far: replays its event log on a second
+/// connection and counts what arrives within 300 ms.
+fn progress_events_logged(addr: std::net::SocketAddr, id: &str) -> usize {
+    let mut s = connect(addr);
+    write!(
+        s,
+        "GET /v1/runs/{id}/events HTTP/1.1\r\nHost: {addr}\r\n\r\n"
+    )
+    .expect("send");
+    let mut r = BufReader::new(s);
+    assert_eq!(read_head(&mut r).0, 200);
+    r.get_ref()
+        .set_read_timeout(Some(Duration::from_millis(50)))
+        .expect("timeout");
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The replay is sent at once; read for 300 ms (a few more live events may come in).
+    let until = Instant::now() + Duration::from_millis(300);
+    while Instant::now() < until {
+        match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    String::from_utf8_lossy(&data)
+        .matches("\"event\":\"node_progress\"")
+        .count()
 }
 
 #[test]
