@@ -23,7 +23,7 @@ mod api;
 mod http;
 mod job;
 mod runs;
-pub mod seeds;
+mod seeds;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
