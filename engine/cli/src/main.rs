@@ -13,15 +13,18 @@ use stylegraph_core::events::Event;
 use stylegraph_core::exec::{CancelToken, RunError, RunOptions, RunStatus, Session, SessionConfig};
 use stylegraph_core::graph::{parse_cli_value, Graph, ParamValue};
 use stylegraph_core::plugin::PluginHost;
+use stylegraph_core::seeds;
 use stylegraph_core::validate::{closest, validate};
 
 mod commands;
-mod seeds;
 
 /// Process exit codes (documented in the README and `--help`).
 const EXIT_NODE_FAILED: i32 = 1;
 const EXIT_INVALID: i32 = 2;
 const EXIT_CANCELLED: i32 = 130;
+
+/// Most seeds one `--seeds` list may hold (split bigger sweeps with --shard).
+const MAX_SEEDS: usize = 10_000_000;
 
 #[derive(Parser)]
 #[command(
@@ -73,6 +76,8 @@ enum Command {
         #[arg(long, default_value = "G_ema")]
         network: String,
     },
+    /// Serve the HTTP automation API (docs/server.md): submit graphs, stream events, fetch outputs.
+    Serve(ServeArgs),
     /// List the node types of every loaded plugin, with ports, params and docs.
     Nodes {
         /// Print JSON (plugins, node types, refused plugins).
@@ -157,6 +162,35 @@ struct GenerateArgs {
     events: EventFormat,
 }
 
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on. A non-loopback address requires a token.
+    #[arg(long, default_value = stylegraph_server::DEFAULT_ADDR)]
+    addr: std::net::SocketAddr,
+    /// Read the bearer token from this file (else from STYLEGRAPH_TOKEN; a token on the
+    /// command line would show in `ps`).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Most runs waiting in the queue (more are refused with 429).
+    #[arg(long, default_value_t = 16)]
+    queue_limit: usize,
+    /// Ended runs remembered.
+    #[arg(long, default_value_t = 100)]
+    history: usize,
+    /// Memory for kept outputs of runs, in MiB (oldest dropped first).
+    #[arg(long, default_value_t = 1024)]
+    keep_mb: usize,
+    /// Largest request body, in MiB.
+    #[arg(long, default_value_t = 16)]
+    body_limit_mb: usize,
+    /// Most simultaneous connections.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// Memory budget of the node output cache, in MiB.
+    #[arg(long, default_value_t = 2048)]
+    cache_mb: usize,
+}
+
 /// An error that maps to an exit code.
 #[derive(Debug)]
 struct Exit(i32);
@@ -227,6 +261,7 @@ fn real_main(cli: Cli) -> Result<i32> {
         Command::Validate { graph, json } => validate_cmd(&cli, graph, *json),
         Command::Nodes { json, filter } => nodes_cmd(&cli, *json, filter.as_deref()),
         Command::Generate(args) => generate_cmd(&cli, args),
+        Command::Serve(args) => serve_cmd(&cli, args),
         Command::Convert {
             input,
             output,
@@ -438,9 +473,9 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         }
         Some(list) => {
             let prepared = (|| -> Result<Vec<(Option<i64>, Graph)>> {
-                let mut all = seeds::parse_seed_list(list)?;
+                let mut all = seeds::parse_seed_list(list, MAX_SEEDS).map_err(|e| anyhow!(e))?;
                 if let Some(shard) = &args.shard {
-                    all = seeds::shard(&all, shard)?;
+                    all = seeds::shard(&all, shard).map_err(|e| anyhow!("--{e}"))?;
                 }
                 let (node, param) = seed_target(&graph, &host, args.seed_param.as_deref())?;
                 Ok(all
@@ -557,7 +592,7 @@ fn generate_cmd(cli: &Cli, args: &GenerateArgs) -> Result<i32> {
         };
         Ok((
             commands::generate_graph(&options)?,
-            seeds::parse_seed_list(&args.seeds)?,
+            seeds::parse_seed_list(&args.seeds, MAX_SEEDS).map_err(|e| anyhow!(e))?,
         ))
     })();
     let (graph, seed_list) = match prepared {
@@ -586,6 +621,54 @@ fn generate_cmd(cli: &Cli, args: &GenerateArgs) -> Result<i32> {
         })
         .collect();
     execute_runs(host, runs, args.events, 2048, cli.quiet, "generate")
+}
+
+fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<i32> {
+    let token = match &args.token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| anyhow!("--token-file {}: {e}", p.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var(stylegraph_server::TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty()),
+    };
+    let config = stylegraph_server::ServerConfig {
+        addr: args.addr,
+        token,
+        queue_limit: args.queue_limit,
+        history_limit: args.history,
+        body_limit: args.body_limit_mb.saturating_mul(1 << 20),
+        retain_budget_bytes: args.keep_mb.saturating_mul(1 << 20),
+        max_connections: args.max_connections,
+    };
+    let host = Arc::new(load_plugins(cli));
+    let shutdown = CancelToken::new();
+    {
+        let s = shutdown.clone();
+        let _ = ctrlc::set_handler(move || s.cancel());
+    }
+    let session = SessionConfig {
+        cache_budget_bytes: args.cache_mb.saturating_mul(1 << 20),
+        ..SessionConfig::default()
+    };
+    match stylegraph_server::Server::start(config, host, session, shutdown) {
+        Ok(server) => {
+            eprintln!("serving on http://{}/v1/ (Ctrl-C stops)", server.addr());
+            server.wait();
+            Ok(0)
+        }
+        Err(e @ stylegraph_server::ServerError::Bind { .. }) => {
+            eprintln!("error: {e}");
+            Ok(EXIT_NODE_FAILED)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(EXIT_INVALID)
+        }
+    }
 }
 
 fn convert_cmd(cli: &Cli, input: &Path, output: &Path, network: &str) -> Result<i32> {

@@ -345,3 +345,51 @@ fn an_existing_output_is_replaced_atomically() {
         fixture_z(0).data
     );
 }
+
+#[test]
+fn serve_answers_on_loopback_and_refuses_an_open_address_without_a_token() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = stylegraph(dir.path())
+        .args(["serve", "--addr", "0.0.0.0:0"])
+        .env_remove("STYLEGRAPH_TOKEN")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(text(&out).1.contains("token"), "{:?}", text(&out));
+
+    let mut child = stylegraph(dir.path())
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env_remove("STYLEGRAPH_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read") > 0,
+            "server exited"
+        );
+        if let Some(rest) = line.trim().strip_prefix("serving on http://") {
+            break rest.split('/').next().expect("address").to_owned();
+        }
+    };
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(
+        conn,
+        "GET /v1/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).expect("response");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
+}

@@ -1,7 +1,11 @@
 //! Turning a `POST /v1/runs` body into a validated job: the graph with `set` overrides, the seed
 //! sweep, and which outputs the server keeps.
 
-use crate::seeds::{format_template, parse_seed_list};
+use stylegraph_core::seeds::{format_template, parse_seed_list};
+
+/// Most seeds one run may sweep (a run's status lists every item; bigger sweeps belong to the
+/// CLI's `--seeds` with `--shard`, or to several runs).
+pub const MAX_SEEDS_PER_RUN: usize = 10_000;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use stylegraph_core::graph::{Graph, GraphFileError, ParamValue};
@@ -249,14 +253,15 @@ pub(crate) fn prepare(req: RunRequest, host: &PluginHost) -> Result<Job, JobErro
         }
         Some(field) => {
             let seeds = match field {
-                SeedsField::Text(t) => parse_seed_list(t),
+                SeedsField::Text(t) => parse_seed_list(t, MAX_SEEDS_PER_RUN),
                 SeedsField::List(l) => parse_seed_list(
                     &l.iter()
                         .map(|s| s.to_string())
                         .collect::<Vec<_>>()
                         .join(","),
+                    MAX_SEEDS_PER_RUN,
                 ),
-                SeedsField::One(s) => parse_seed_list(&s.to_string()),
+                SeedsField::One(s) => parse_seed_list(&s.to_string(), MAX_SEEDS_PER_RUN),
             }
             .map_err(|m| JobError::bad("bad_seeds", m))?;
             let target = seed_target(&graph, host, req.seed_param.as_deref())?;

@@ -23,7 +23,6 @@ mod api;
 mod http;
 mod job;
 mod runs;
-mod seeds;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,12 +1,9 @@
-//! Seed lists and `{seed}` templates, with the meaning the CLI's `--seeds` gives them.
-
-/// Most seeds one run may sweep (a run's status lists every item; bigger sweeps belong to the
-/// CLI's `--seeds` with `--shard`, or to several runs).
-pub const MAX_SEEDS_PER_RUN: usize = 10_000;
+//! Seed lists (`0,3,5-9`), shards and `{seed}` templates: what `stylegraph run --seeds`, `generate`
+//! and the HTTP server's sweeps mean by them.
 
 /// Parses `0,3,5-9`: comma-separated seeds and inclusive ranges, each in `0 ..= 2^32-1` (the
-/// seeds NumPy's `RandomState` accepts). Empty lists and over-long sweeps are errors.
-pub fn parse_seed_list(text: &str) -> Result<Vec<i64>, String> {
+/// seeds NumPy's `RandomState` accepts). Empty lists and lists longer than `max_count` are errors.
+pub fn parse_seed_list(text: &str, max_count: usize) -> Result<Vec<i64>, String> {
     let number = |s: &str| -> Result<i64, String> {
         let v: i64 = s
             .trim()
@@ -33,10 +30,9 @@ pub fn parse_seed_list(text: &str) -> Result<Vec<i64>, String> {
         }
         // Count before materialising, so `0-4294967295` costs nothing.
         let count = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
-        if seeds.len().saturating_add(count) > MAX_SEEDS_PER_RUN {
+        if seeds.len().saturating_add(count) > max_count {
             return Err(format!(
-                "seeds {text:?}: more than {MAX_SEEDS_PER_RUN} seeds in one run; split the sweep \
-                 into several runs"
+                "seeds {text:?}: more than {max_count} seeds in one run; split the sweep"
             ));
         }
         seeds.extend(first..=last);
@@ -86,15 +82,37 @@ pub fn format_template(template: &str, seed: i64) -> String {
     out
 }
 
+/// The `i`-th of `n` contiguous slices (`"i/n"`, 0-based), so array jobs split the work evenly.
+pub fn shard(seeds: &[i64], spec: &str) -> Result<Vec<i64>, String> {
+    let (i, n) = spec
+        .split_once('/')
+        .and_then(|(i, n)| {
+            Some((
+                i.trim().parse::<usize>().ok()?,
+                n.trim().parse::<usize>().ok()?,
+            ))
+        })
+        .ok_or_else(|| format!("shard {spec:?}: expected I/N, e.g. 0/4"))?;
+    if n == 0 || i >= n {
+        return Err(format!("shard {spec:?}: need 0 <= I < N"));
+    }
+    let len = seeds.len();
+    let (start, end) = (len * i / n, len * (i + 1) / n);
+    Ok(seeds[start..end].to_vec())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn lists_and_ranges() {
-        assert_eq!(parse_seed_list("0,3,5-9"), Ok(vec![0, 3, 5, 6, 7, 8, 9]));
-        assert_eq!(parse_seed_list(" 7 "), Ok(vec![7]));
-        assert_eq!(parse_seed_list("4294967295"), Ok(vec![4294967295]));
+        assert_eq!(
+            parse_seed_list("0,3,5-9", 10_000),
+            Ok(vec![0, 3, 5, 6, 7, 8, 9])
+        );
+        assert_eq!(parse_seed_list(" 7 ", 10_000), Ok(vec![7]));
+        assert_eq!(parse_seed_list("4294967295", 10_000), Ok(vec![4294967295]));
         for bad in [
             "",
             ",",
@@ -105,10 +123,28 @@ mod tests {
             "1-2-3",
             "0-4294967295",
         ] {
-            assert!(parse_seed_list(bad).is_err(), "{bad:?} should be refused");
+            assert!(
+                parse_seed_list(bad, 10_000).is_err(),
+                "{bad:?} should be refused"
+            );
         }
-        assert_eq!(parse_seed_list("0-9999").map(|s| s.len()), Ok(10_000));
-        assert!(parse_seed_list("0-9999,10000").is_err());
+        assert_eq!(
+            parse_seed_list("0-9999", 10_000).map(|s| s.len()),
+            Ok(10_000)
+        );
+        assert!(parse_seed_list("0-9999,10000", 10_000).is_err());
+    }
+
+    #[test]
+    fn shards_cover_everything_once() {
+        let seeds: Vec<i64> = (0..10).collect();
+        let mut all = Vec::new();
+        for i in 0..3 {
+            all.extend(shard(&seeds, &format!("{i}/3")).unwrap_or_default());
+        }
+        assert_eq!(all, seeds);
+        assert!(shard(&seeds, "3/3").is_err());
+        assert!(shard(&seeds, "a/b").is_err());
     }
 
     #[test]
