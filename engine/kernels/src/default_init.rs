@@ -90,7 +90,9 @@ fn make(fill: &Fill, numel: usize, rng_seed: u32) -> Vec<f32> {
         Fill::Values(v) => v.clone(),
         Fill::Randn(scale) => {
             let mut rng = RandomState::new(rng_seed);
-            (0..numel).map(|_| rng.next_gauss() as f32 * scale).collect()
+            (0..numel)
+                .map(|_| rng.next_gauss() as f32 * scale)
+                .collect()
         }
         Fill::Phases => {
             let mut rng = RandomState::new(rng_seed);
@@ -114,32 +116,64 @@ fn make(fill: &Fill, numel: usize, rng_seed: u32) -> Vec<f32> {
 }
 
 /// The state dict (upstream names) of a seeded SG3 generator with structure `cfg`.
-pub fn sg3_state_dict(cfg: &Sg3Config, seed: u32, tuning: &InitTuning) -> Result<TensorMap, ModelError> {
+pub fn sg3_state_dict(
+    cfg: &Sg3Config,
+    seed: u32,
+    tuning: &InitTuning,
+) -> Result<TensorMap, ModelError> {
     let sched = cfg.schedule()?;
     let mcfg = cfg.mapping_config();
     let mut specs: Vec<(String, Vec<usize>, Fill)> = Vec::new();
     let lr = mcfg.lr_multiplier as f32;
     if mcfg.c_dim > 0 {
-        specs.push(("mapping.embed.weight".into(), vec![mcfg.embed_features, mcfg.c_dim], Fill::Randn(1.0)));
-        specs.push(("mapping.embed.bias".into(), vec![mcfg.embed_features], Fill::Const(0.0)));
+        specs.push((
+            "mapping.embed.weight".into(),
+            vec![mcfg.embed_features, mcfg.c_dim],
+            Fill::Randn(1.0),
+        ));
+        specs.push((
+            "mapping.embed.bias".into(),
+            vec![mcfg.embed_features],
+            Fill::Const(0.0),
+        ));
     }
     for i in 0..mcfg.num_layers {
-        let fin = if i == 0 { mcfg.z_dim + mcfg.embed_features } else { mcfg.layer_features };
-        let fout = if i + 1 == mcfg.num_layers { mcfg.w_dim } else { mcfg.layer_features };
-        specs.push((format!("mapping.fc{i}.weight"), vec![fout, fin], Fill::Randn(1.0 / lr)));
+        let fin = if i == 0 {
+            mcfg.z_dim + mcfg.embed_features
+        } else {
+            mcfg.layer_features
+        };
+        let fout = if i + 1 == mcfg.num_layers {
+            mcfg.w_dim
+        } else {
+            mcfg.layer_features
+        };
+        specs.push((
+            format!("mapping.fc{i}.weight"),
+            vec![fout, fin],
+            Fill::Randn(1.0 / lr),
+        ));
         specs.push((format!("mapping.fc{i}.bias"), vec![fout], Fill::Const(0.0)));
     }
     specs.push(("mapping.w_avg".into(), vec![mcfg.w_dim], Fill::Const(0.0)));
 
     let inp = &sched.input;
     let c = inp.channels;
-    specs.push(("synthesis.input.weight".into(), vec![c, c], Fill::Randn(1.0)));
+    specs.push((
+        "synthesis.input.weight".into(),
+        vec![c, c],
+        Fill::Randn(1.0),
+    ));
     specs.push((
         "synthesis.input.transform".into(),
         vec![3, 3],
         Fill::Values(vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]),
     ));
-    specs.push(("synthesis.input.freqs".into(), vec![c, 2], Fill::Freqs(inp.bandwidth)));
+    specs.push((
+        "synthesis.input.freqs".into(),
+        vec![c, 2],
+        Fill::Freqs(inp.bandwidth),
+    ));
     specs.push(("synthesis.input.phases".into(), vec![c], Fill::Phases));
     specs.push((
         "synthesis.input.affine.weight".into(),
@@ -150,11 +184,19 @@ pub fn sg3_state_dict(cfg: &Sg3Config, seed: u32, tuning: &InitTuning) -> Result
             Fill::Const(0.0)
         },
     ));
-    specs.push(("synthesis.input.affine.bias".into(), vec![4], Fill::Values(vec![1.0, 0.0, 0.0, 0.0])));
+    specs.push((
+        "synthesis.input.affine.bias".into(),
+        vec![4],
+        Fill::Values(vec![1.0, 0.0, 0.0, 0.0]),
+    ));
     for l in &sched.layers {
         let p = format!("synthesis.{}", l.name);
         let k = l.conv_kernel;
-        let wscale = if l.is_torgb { tuning.torgb_weight_scale } else { 1.0 };
+        let wscale = if l.is_torgb {
+            tuning.torgb_weight_scale
+        } else {
+            1.0
+        };
         specs.push((
             format!("{p}.weight"),
             vec![l.out_channels, l.in_channels, k, k],
@@ -167,7 +209,13 @@ pub fn sg3_state_dict(cfg: &Sg3Config, seed: u32, tuning: &InitTuning) -> Result
         };
         specs.push((format!("{p}.bias"), vec![l.out_channels], bias));
         specs.push((format!("{p}.magnitude_ema"), vec![], Fill::Const(1.0)));
-        if let Some(f) = sg3_lowpass_filter(l.up_taps, l.in_cutoff, l.in_half_width * 2.0, l.tmp_sampling_rate, false) {
+        if let Some(f) = sg3_lowpass_filter(
+            l.up_taps,
+            l.in_cutoff,
+            l.in_half_width * 2.0,
+            l.tmp_sampling_rate,
+            false,
+        ) {
             specs.push((format!("{p}.up_filter"), vec![f.len()], Fill::Values(f)));
         }
         if let Some(f) = sg3_lowpass_filter(
@@ -177,11 +225,23 @@ pub fn sg3_state_dict(cfg: &Sg3Config, seed: u32, tuning: &InitTuning) -> Result
             l.tmp_sampling_rate,
             l.down_radial,
         ) {
-            let shape = if l.down_radial { vec![l.down_taps, l.down_taps] } else { vec![f.len()] };
+            let shape = if l.down_radial {
+                vec![l.down_taps, l.down_taps]
+            } else {
+                vec![f.len()]
+            };
             specs.push((format!("{p}.down_filter"), shape, Fill::Values(f)));
         }
-        specs.push((format!("{p}.affine.weight"), vec![l.in_channels, cfg.w_dim], Fill::Randn(1.0)));
-        specs.push((format!("{p}.affine.bias"), vec![l.in_channels], Fill::Const(1.0)));
+        specs.push((
+            format!("{p}.affine.weight"),
+            vec![l.in_channels, cfg.w_dim],
+            Fill::Randn(1.0),
+        ));
+        specs.push((
+            format!("{p}.affine.bias"),
+            vec![l.in_channels],
+            Fill::Const(1.0),
+        ));
     }
 
     let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = specs
@@ -208,8 +268,14 @@ pub fn sg3_state_dict(cfg: &Sg3Config, seed: u32, tuning: &InitTuning) -> Result
 fn calibrate_magnitudes(map: &mut TensorMap, cfg: &Sg3Config) -> Result<(), ModelError> {
     let mapping = MappingNetwork::from_tensors(map, &cfg.mapping_config())?;
     // A fixed z of unit second moment (alternating ±1).
-    let z: Vec<f64> = (0..cfg.z_dim).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
-    let c = if cfg.c_dim > 0 { Some(vec![0.0f32; cfg.c_dim]) } else { None };
+    let z: Vec<f64> = (0..cfg.z_dim)
+        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    let c = if cfg.c_dim > 0 {
+        Some(vec![0.0f32; cfg.c_dim])
+    } else {
+        None
+    };
     let ws = mapping.map(&z, c.as_deref(), 1, 1.0, None)?;
     let sched = cfg.schedule()?;
     let input = Sg3Input::from_tensors(map, &sched.input, cfg.w_dim)?;
@@ -218,10 +284,20 @@ fn calibrate_magnitudes(map: &mut TensorMap, cfg: &Sg3Config) -> Result<(), Mode
     input.forward_one(&ws[..wd], None, &mut x);
     for (i, spec) in sched.layers.iter().enumerate() {
         let ms = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len().max(1) as f64;
-        map.insert(format!("synthesis.{}.magnitude_ema", spec.name), vec![], vec![(ms as f32).max(1e-8)]);
+        map.insert(
+            format!("synthesis.{}.magnitude_ema", spec.name),
+            vec![],
+            vec![(ms as f32).max(1e-8)],
+        );
         let layer = Sg3Layer::from_tensors(map, spec, wd)?;
         let mut out = vec![0.0f32; spec.out_channels * spec.out_size * spec.out_size];
-        layer.forward_one(&x, &ws[(i + 1) * wd..(i + 2) * wd], &mut out, &NoControl, &mut |_| {})?;
+        layer.forward_one(
+            &x,
+            &ws[(i + 1) * wd..(i + 2) * wd],
+            &mut out,
+            &NoControl,
+            &mut |_| {},
+        )?;
         x = out;
     }
     Ok(())
