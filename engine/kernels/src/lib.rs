@@ -8,3 +8,8 @@ pub mod tensor_map;
 
 pub use model::{Control, Features, ModelError, NoControl, NoiseMode};
 pub use tensor_map::{NamedTensor, TensorMap, TensorMapError};
+
+// Analysis and synthetic-image detection (issue #5).
+pub mod spectrum;
+pub mod resample;
+pub mod equivariance;
