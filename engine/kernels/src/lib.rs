@@ -13,3 +13,6 @@ pub use tensor_map::{NamedTensor, TensorMap, TensorMapError};
 pub mod spectrum;
 pub mod resample;
 pub mod equivariance;
+pub mod classify;
+#[cfg(feature = "image-io")]
+pub mod image_folder;
