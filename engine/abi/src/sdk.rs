@@ -787,6 +787,29 @@ impl<'a> Context<'a> {
             unsafe { f(self.host.ctx, image.raw, SgStr::from_str(label)) }
         }
     }
+    /// Sends a preview of an image the node made itself (`[H,W,3]` u8, row-major RGB), such as
+    /// a rendered plot. Does nothing if `data` is not `height * width * 3` bytes.
+    pub fn preview_rgb8(&self, data: &[u8], height: usize, width: usize, label: &str) {
+        let Some(f) = self.host.emit_preview else {
+            return;
+        };
+        if height.checked_mul(width).and_then(|v| v.checked_mul(3)) != Some(data.len()) {
+            return;
+        }
+        let shape = [height as i64, width as i64, 3];
+        let t = SgTensor {
+            data: data.as_ptr() as *mut c_void,
+            device: SgDevice::CPU,
+            ndim: 3,
+            dtype: SgDType::U8,
+            shape: shape.as_ptr(),
+            strides: core::ptr::null(),
+            byte_offset: 0,
+        };
+        // SAFETY: host service contract; the descriptor and the buffer outlive the call and
+        // the host only reads (it copies what it keeps).
+        unsafe { f(self.host.ctx, &t, SgStr::from_str(label)) }
+    }
     /// An extension service struct (`SG_EXT_*`), or null when the host offers none.
     pub fn extension(&self, id: &str) -> *const c_void {
         match self.host.get_extension {
