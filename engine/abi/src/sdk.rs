@@ -375,7 +375,7 @@ impl<'a> TensorRef<'a> {
             )));
         }
         let bytes = self.bytes();
-        if (bytes.as_ptr() as usize) % core::mem::align_of::<T>() != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(NodeError::invalid("tensor data is misaligned"));
         }
         // SAFETY: size and alignment checked; T is a plain number type.
@@ -669,7 +669,7 @@ impl<'a> Context<'a> {
         shape: &[usize],
     ) -> Result<&mut [T], NodeError> {
         let bytes = self.output_bytes(name, dtype, shape)?;
-        if (bytes.as_ptr() as usize) % core::mem::align_of::<T>() != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(NodeError::new("host returned misaligned memory"));
         }
         let len = bytes.len() / core::mem::size_of::<T>();
@@ -787,28 +787,20 @@ impl<'a> Context<'a> {
             unsafe { f(self.host.ctx, image.raw, SgStr::from_str(label)) }
         }
     }
-    /// Sends a preview of an image the node made itself (`[H,W,3]` u8, row-major RGB), such as
-    /// a rendered plot. Does nothing if `data` is not `height * width * 3` bytes.
-    pub fn preview_rgb8(&self, data: &[u8], height: usize, width: usize, label: &str) {
-        let Some(f) = self.host.emit_preview else {
-            return;
-        };
-        if height.checked_mul(width).and_then(|v| v.checked_mul(3)) != Some(data.len()) {
-            return;
+    /// Sends an output this node has already filled as a preview (e.g. the image it made).
+    pub fn preview_output(&mut self, output: &str, label: &str) -> NodeResult {
+        let v = *self.output_slot(output)?;
+        if v.kind != SG_VALUE_TENSOR {
+            return Err(NodeError::invalid(format!(
+                "output {output:?} is {}, not a tensor",
+                kind_name(v.kind)
+            )));
         }
-        let shape = [height as i64, width as i64, 3];
-        let t = SgTensor {
-            data: data.as_ptr() as *mut c_void,
-            device: SgDevice::CPU,
-            ndim: 3,
-            dtype: SgDType::U8,
-            shape: shape.as_ptr(),
-            strides: core::ptr::null(),
-            byte_offset: 0,
-        };
-        // SAFETY: host service contract; the descriptor and the buffer outlive the call and
-        // the host only reads (it copies what it keeps).
-        unsafe { f(self.host.ctx, &t, SgStr::from_str(label)) }
+        if let Some(f) = self.host.emit_preview {
+            // SAFETY: host service contract; the tensor is host memory the node just filled.
+            unsafe { f(self.host.ctx, &v.tensor, SgStr::from_str(label)) }
+        }
+        Ok(())
     }
     /// An extension service struct (`SG_EXT_*`), or null when the host offers none.
     pub fn extension(&self, id: &str) -> *const c_void {

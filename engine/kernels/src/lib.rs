@@ -3,9 +3,17 @@
 //! This crate never sees the plugin ABI: plugins call into it with plain slices. Everything is
 //! f32 on the CPU for now; the GPU backends will reuse the same structure.
 
+pub mod fc;
+pub mod filter_design;
+pub(crate) mod gemm;
+pub mod mapping;
 pub mod model;
+pub mod sg2;
+pub mod sg3;
+pub(crate) mod simd;
 pub mod tensor_map;
 
+pub use mapping::{MappingConfig, MappingNetwork};
 pub use model::{Control, Features, ModelError, NoControl, NoiseMode};
 pub use tensor_map::{NamedTensor, TensorMap, TensorMapError};
 
@@ -16,3 +24,4 @@ pub mod equivariance;
 pub mod classify;
 #[cfg(feature = "image-io")]
 pub mod image_folder;
+pub mod resnet;

@@ -158,10 +158,9 @@ fn emit_plot(ctx: &mut Context, img: &Rgb8, path: &str, label: &str) -> NodeResu
     if !path.is_empty() {
         write_file(path, &encode_png(img, path)?)?;
     }
-    ctx.preview_rgb8(&img.data, img.height, img.width, label);
     let out = ctx.output_u8("image", &[img.height, img.width, 3])?;
     out.copy_from_slice(&img.data);
-    Ok(())
+    ctx.preview_output("image", label)
 }
 
 fn input_f64_or_param(ctx: &Context, name: &str) -> Result<f64, NodeError> {

@@ -6,9 +6,14 @@
 //!   Training takes real and synthetic images (two folders or two image streams), reports
 //!   held-out accuracy and AUC, and writes a small JSON model file.
 //!
+//! * `detect.cnn`: the ResNet-50 binary classifier of Wang et al. 2020 ("CNN-generated images
+//!   are surprisingly easy to spot... for now"), loading their published PyTorch checkpoints
+//!   ([`cnn`]).
+//!
 //! Every scorer outputs per-image probabilities of being synthetic and, when labels are known,
 //! a summary (ROC AUC, average precision, accuracy at the chosen threshold, per class).
 
+pub mod cnn;
 pub mod model;
 
 use model::{SpectralModel, TrainingReport};
@@ -487,5 +492,5 @@ stylegraph_abi::export_plugin!(
     id: "detect",
     version: env!("CARGO_PKG_VERSION"),
     description: "Synthetic-face detectors: spectral (trainable) and Wang et al. 2020 ResNet-50",
-    nodes: [Train, Score],
+    nodes: [Train, Score, cnn::CnnDetect],
 );
