@@ -38,7 +38,8 @@ fn cholesky_solve(a: &[f64], b: &[f64], n: usize) -> Result<Vec<f64>, ClassifyEr
                 s -= l[i * n + k] * l[j * n + k];
             }
             if i == j {
-                if !(s > 0.0) {
+                // NaN fails this test too.
+                if s.is_nan() || s <= 0.0 {
                     return Err(ClassifyError::Invalid(
                         "normal equations are not positive definite".into(),
                     ));

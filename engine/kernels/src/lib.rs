@@ -18,10 +18,10 @@ pub use model::{Control, Features, ModelError, NoControl, NoiseMode};
 pub use tensor_map::{NamedTensor, TensorMap, TensorMapError};
 
 // Analysis and synthetic-image detection (issue #5).
-pub mod spectrum;
-pub mod resample;
-pub mod equivariance;
 pub mod classify;
+pub mod equivariance;
 #[cfg(feature = "image-io")]
 pub mod image_folder;
+pub mod resample;
 pub mod resnet;
+pub mod spectrum;

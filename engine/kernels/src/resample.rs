@@ -313,7 +313,7 @@ pub fn affine_bandlimit_filter(
     // Tap positions in FFT order: index j is at j/up for j <= n/2, (j - n)/up above.
     let taps: Vec<f64> = (0..n)
         .map(|j| {
-            if j <= aflt * up - 1 {
+            if j < aflt * up {
                 j as f64 / up as f64
             } else {
                 (j as f64 - n as f64) / up as f64
@@ -326,10 +326,8 @@ pub fn affine_bandlimit_filter(
     let mut fo = vec![0.0; n * n];
     let mut wi = vec![0.0; n * n];
     let mut wo = vec![0.0; n * n];
-    for r in 0..n {
-        let yi = taps[r];
-        for c in 0..n {
-            let xi = taps[c];
+    for (r, &yi) in taps.iter().enumerate() {
+        for (c, &xi) in taps.iter().enumerate() {
             let xo = m00 * xi + m01 * yi;
             let yo = m10 * xi + m11 * yi;
             let k = r * n + c;
@@ -650,7 +648,7 @@ mod tests {
         // Lanczos-3 is not an ideal interpolator: its passband droops by a few tenths of a
         // percent at these frequencies (a shift in the wrong direction errs by ~0.5).
         assert!(worst < 6e-3, "worst error {worst}");
-        assert!(t.mask.iter().any(|&m| m == 1.0));
+        assert!(t.mask.contains(&1.0));
     }
 
     #[test]

@@ -71,7 +71,7 @@ pub struct ResNet {
 
 fn conv_from(t: &TensorMap, name: &str, stride: usize, pad: usize) -> Result<Conv, ResNetError> {
     let w = t.get(&format!("{name}.weight"))?;
-    if w.shape.len() != 4 || w.shape[2] != w.shape[3] || w.shape.iter().any(|&d| d == 0) {
+    if w.shape.len() != 4 || w.shape[2] != w.shape[3] || w.shape.contains(&0) {
         return Err(ResNetError::Structure(format!(
             "{name}.weight has shape {:?}, expected [out, in, k, k]",
             w.shape

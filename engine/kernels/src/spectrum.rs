@@ -796,7 +796,7 @@ mod tests {
     fn features_are_normalised_and_see_high_frequency_energy() {
         let n = 32;
         let smooth: Vec<f64> = (0..n * n)
-            .map(|i| ((i % n) as f64 / n as f64 * 6.28).sin())
+            .map(|i| ((i % n) as f64 / n as f64 * std::f64::consts::TAU).sin())
             .collect();
         let mut checker = smooth.clone();
         for (i, v) in checker.iter_mut().enumerate() {

@@ -113,7 +113,7 @@ impl ImageSource {
 pub fn image_input(ctx: &Context, name: &str, quantize: bool) -> Result<ImageSource, NodeError> {
     let t = ctx.input_tensor(name)?;
     let shape = t.shape().to_vec();
-    if shape.len() != 4 || shape.iter().any(|&d| d == 0) {
+    if shape.len() != 4 || shape.contains(&0) {
         return Err(NodeError::invalid(format!(
             "input {name:?} must be a non-empty [N, C, H, W] image batch, got shape {shape:?}"
         )));
@@ -783,7 +783,7 @@ impl Node for LatentStats {
     fn execute(&mut self, ctx: &mut Context) -> NodeResult {
         let t = ctx.input_tensor("latents")?;
         let shape = t.shape().to_vec();
-        if !(2..=3).contains(&shape.len()) || shape.iter().any(|&x| x == 0) {
+        if !(2..=3).contains(&shape.len()) || shape.contains(&0) {
             node_bail!("`latents` must be [N,D] or [N,L,D], got {shape:?}");
         }
         let d = *shape.last().unwrap_or(&1);

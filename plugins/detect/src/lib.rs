@@ -93,7 +93,7 @@ impl Images {
 pub fn tensor_images(ctx: &Context, name: &str) -> Result<Images, NodeError> {
     let t = ctx.input_tensor(name)?;
     let s = t.shape().to_vec();
-    if s.len() != 4 || s.iter().any(|&d| d == 0) {
+    if s.len() != 4 || s.contains(&0) {
         node_bail!("input {name:?} must be a non-empty [N, C, H, W] batch, got {s:?}");
     }
     Ok(Images::Tensor {

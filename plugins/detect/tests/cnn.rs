@@ -145,3 +145,53 @@ fn node_scores_a_labelled_folder_like_the_library() {
     assert!(summary.contains("threshold 0.3"), "{summary}");
     assert_eq!(std::fs::read_to_string(&csv).unwrap().lines().count(), 5);
 }
+
+#[test]
+fn detect_graph_file_runs_with_the_test_checkpoint() {
+    use stylegraph_core::graph::ParamValue;
+    let dir = tempfile::tempdir().unwrap();
+    let (h, w, rgb) = test_image();
+    let png = encode_png(
+        &Rgb8 {
+            width: w,
+            height: h,
+            data: rgb,
+        },
+        "t",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("a.png"), png).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut g = Graph::load(&root.join("graphs/detect.ron")).unwrap();
+    let node = g.node_mut("cnn").unwrap();
+    let s = |p: &Path| ParamValue::Str(p.display().to_string());
+    node.params
+        .insert("weights".into(), s(&fixture("tiny_resnet.pth")));
+    node.params.insert("folder".into(), s(dir.path()));
+    node.params
+        .insert("csv".into(), s(&dir.path().join("out/scores.csv")));
+    let mut host = PluginHost::new();
+    host.register_entry(
+        stylegraph_plugin_detect::stylegraph_plugin_entry,
+        Path::new("<builtin>"),
+    )
+    .unwrap();
+    let session = Session::new(Arc::new(host), SessionConfig::default());
+    let r = session.run(&g, &RunOptions::default()).unwrap();
+    assert_eq!(r.status, RunStatus::Finished, "{:?}", r.failed);
+    let p = r
+        .output("cnn", "scores")
+        .and_then(Value::as_tensor)
+        .unwrap()
+        .to_f64_vec();
+    // No crop in the graph: the torch reference logit of the uncropped image.
+    let want = 1.0 / (1.0 + (-reference("crop0")).exp());
+    assert!((p[0] - want).abs() < 1e-5, "{} vs {want}", p[0]);
+    // Without labels the measures are NaN.
+    assert!(r
+        .output("cnn", "auc")
+        .and_then(Value::as_f64)
+        .unwrap()
+        .is_nan());
+    assert!(dir.path().join("out/scores.csv").exists());
+}

@@ -32,7 +32,7 @@ fn image(rng: &mut Rng, synthetic: bool) -> Vec<f32> {
         waves.push((
             rng.next() * 3.0,
             rng.next() * 3.0,
-            rng.next() * 6.28,
+            rng.next() * std::f64::consts::TAU,
             0.15 + 0.2 * rng.next(),
         ));
     }
@@ -43,7 +43,8 @@ fn image(rng: &mut Rng, synthetic: bool) -> Vec<f32> {
                 let (u, v) = (x as f64 / N as f64, y as f64 / N as f64);
                 let mut s = 0.0;
                 for (fx, fy, ph, a) in &waves {
-                    s += a * (6.283 * (fx * u + fy * v) + ph + c as f64 * 0.3).sin();
+                    s +=
+                        a * (std::f64::consts::TAU * (fx * u + fy * v) + ph + c as f64 * 0.3).sin();
                 }
                 s += 0.02 * (rng.next() - 0.5);
                 if synthetic {
