@@ -707,6 +707,74 @@ mod tests {
         assert_eq!(r.mask.iter().filter(|&&m| m == 1.0).count(), 14 * 14);
     }
 
+    fn fixture(name: &str) -> (Vec<usize>, Vec<f64>) {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/equivariance")
+            .join(format!("{name}.npy"));
+        let a = stylegraph_npy::Array::read(&p).unwrap();
+        (a.shape.clone(), a.to_f64().unwrap())
+    }
+
+    fn planes(name: &str) -> Planes {
+        let (s, d) = fixture(name);
+        Planes::new(s[0], s[1], s[2], d).unwrap()
+    }
+
+    fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+        assert_eq!(got.len(), want.len(), "{what}: length");
+        let worst = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= tol, "{what}: worst difference {worst}");
+    }
+
+    /// Against PyTorch's conv2d / affine_grid / grid_sample / fft (float64), see
+    /// `tests/fixtures/equivariance/make.py`.
+    #[test]
+    fn operators_match_the_torch_reference() {
+        let x = planes("input");
+        let t = fractional_translation(&x, 0.137, -0.081, 3).unwrap();
+        assert_close(
+            &t.image.data,
+            &fixture("frac").1,
+            1e-12,
+            "fractional translation",
+        );
+        assert_close(
+            &t.mask,
+            &fixture("frac_mask").1,
+            0.0,
+            "fractional translation mask",
+        );
+        let f = affine_bandlimit_filter(&rotation_matrix(0.7), 3, 6, 64, 4, 1.0, 1.0).unwrap();
+        assert_close(
+            &f.taps,
+            &fixture("filter_up4").1,
+            1e-12,
+            "band-limit filter",
+        );
+        let xs = planes("input_square");
+        let r = fractional_rotation(&xs, 0.7, 3).unwrap();
+        assert_close(&r.image.data, &fixture("rot").1, 1e-10, "rotation");
+        assert_close(&r.mask, &fixture("rot_mask").1, 0.0, "rotation mask");
+        assert!(r.mask.contains(&1.0));
+        let p = fractional_pseudo_rotation(&xs, 0.7, 3).unwrap();
+        assert_close(
+            &p.image.data,
+            &fixture("pseudo").1,
+            1e-12,
+            "pseudo-rotation",
+        );
+        assert_close(
+            &p.mask,
+            &fixture("pseudo_mask").1,
+            0.0,
+            "pseudo-rotation mask",
+        );
+    }
+
     #[test]
     fn singular_matrices_are_rejected() {
         let x = pattern(8, 8, 0.0, 0.0);
