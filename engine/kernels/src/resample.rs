@@ -8,6 +8,7 @@
 //! Sizes, paddings and sample positions follow the official metric exactly (they determine which
 //! pixels are compared); the arithmetic is done in f64.
 
+use rayon::prelude::*;
 use rustfft::num_complex::Complex;
 use rustfft::FftPlanner;
 
@@ -399,54 +400,57 @@ fn invert3(m: &[[f64; 3]; 3]) -> Result<[[f64; 3]; 3], ResampleError> {
     Ok(r)
 }
 
-/// Zero-insertion upsampling by `up` followed by the 2-D filter (true convolution, gain `up^2`),
-/// padded by `pad` on every side of the upsampled image: `upfirdn2d.upsample2d(x, f, up, pad)`.
-fn upsample_filter(
-    src: &[f64],
-    h: usize,
-    w: usize,
-    f: &Filter2d,
-    up: usize,
-    pad: usize,
-) -> Vec<f64> {
-    let k = f.size as i64;
-    let upi = up as i64;
-    let pad0 = pad as i64 + (k + upi - 1) / 2;
-    let oh = h * up + 2 * pad;
-    let ow = w * up + 2 * pad;
-    let gain = (up * up) as f64;
-    // y[n] = sum_k f[k] u[n + K - 1 - k - pad0]; u[q] = x[q/up] when q % up == 0.
-    let mut out = vec![0.0; oh * ow];
-    // Source rows/columns and taps contributing to each output row/column.
-    let contrib = |n: usize, len: usize| -> Vec<(usize, usize)> {
-        let base = n as i64 + k - 1 - pad0;
-        let mut v = Vec::new();
-        for i in 0..len as i64 {
-            let kk = base - upi * i;
-            if (0..k).contains(&kk) {
-                v.push((i as usize, kk as usize));
-            }
+/// Samples of `upfirdn2d.upsample2d(x, f, up, pad)` (zero-insertion upsampling by `up`, then the
+/// 2-D filter as a true convolution with gain `up^2`, padded by `pad` on every side of the
+/// upsampled image), evaluated only where asked: `y[n] = up^2 sum_k f[k] u[n + K - 1 - k - pad0]`
+/// with `u[q] = x[q / up]` when `q % up == 0`. Only the taps that meet input pixels are visited.
+struct Upsampled<'a> {
+    f: &'a Filter2d,
+    gain: f64,
+    /// For each upsampled row: `(input row, filter row)` pairs.
+    rows: Vec<Vec<(usize, usize)>>,
+    /// For each upsampled column: `(input column, filter column)` pairs.
+    cols: Vec<Vec<(usize, usize)>>,
+}
+
+impl<'a> Upsampled<'a> {
+    fn new(h: usize, w: usize, f: &'a Filter2d, up: usize, pad: usize) -> Upsampled<'a> {
+        let k = f.size as i64;
+        let upi = up as i64;
+        let pad0 = pad as i64 + (k + upi - 1) / 2;
+        let contrib = |n: usize, len: usize| -> Vec<(usize, usize)> {
+            let base = n as i64 + k - 1 - pad0;
+            (0..len as i64)
+                .filter_map(|i| {
+                    let kk = base - upi * i;
+                    (0..k).contains(&kk).then_some((i as usize, kk as usize))
+                })
+                .collect()
+        };
+        Upsampled {
+            f,
+            gain: (up * up) as f64,
+            rows: (0..h * up + 2 * pad).map(|n| contrib(n, h)).collect(),
+            cols: (0..w * up + 2 * pad).map(|n| contrib(n, w)).collect(),
         }
-        v
-    };
-    let cols: Vec<Vec<(usize, usize)>> = (0..ow).map(|n| contrib(n, w)).collect();
-    for oy in 0..oh {
-        let rows = contrib(oy, h);
-        let orow = &mut out[oy * ow..(oy + 1) * ow];
-        for &(iy, ky) in &rows {
-            let frow = &f.taps[ky * f.size..(ky + 1) * f.size];
-            let srow = &src[iy * w..(iy + 1) * w];
-            for (ox, cl) in cols.iter().enumerate() {
-                let mut acc = 0.0;
-                for &(ix, kx) in cl {
-                    acc += frow[kx] * srow[ix];
-                }
-                orow[ox] += acc;
-            }
-        }
-        orow.iter_mut().for_each(|v| *v *= gain);
     }
-    out
+
+    /// The upsampled value at `(yy, xx)`; zero outside the upsampled image.
+    fn at(&self, src: &[f64], w: usize, yy: i64, xx: i64) -> f64 {
+        if yy < 0 || xx < 0 || yy as usize >= self.rows.len() || xx as usize >= self.cols.len() {
+            return 0.0;
+        }
+        let n = self.f.size;
+        let mut acc = 0.0;
+        for &(iy, ky) in &self.rows[yy as usize] {
+            let frow = &self.f.taps[ky * n..(ky + 1) * n];
+            let srow = &src[iy * w..(iy + 1) * w];
+            for &(ix, kx) in &self.cols[xx as usize] {
+                acc += frow[kx] * srow[ix];
+            }
+        }
+        acc * self.gain
+    }
 }
 
 /// Applies the affine map `mat` (3x3, the official metric's convention) to every plane: the
@@ -496,27 +500,25 @@ pub fn affine_transformation(
             ));
         }
     }
+    let upsampled = Upsampled::new(h, w, &f, up, p);
     let mut z = Planes::zeros(x.count, h, w);
-    for pl in 0..x.count {
-        let y = upsample_filter(x.plane(pl), h, w, &f, up, p);
-        let at = |yy: i64, xx: i64| -> f64 {
-            if yy >= 0 && xx >= 0 && (yy as usize) < uh && (xx as usize) < uw {
-                y[yy as usize * uw + xx as usize]
-            } else {
-                0.0
+    // Planes are independent: one per thread. Bilinear sampling reads four upsampled pixels
+    // per output pixel, so only those are computed (not the whole upsampled image).
+    z.data
+        .par_chunks_mut(h * w)
+        .zip(x.data.par_chunks(h * w))
+        .for_each(|(dst, src)| {
+            let at = |yy: i64, xx: i64| upsampled.at(src, w, yy, xx);
+            for (o, &(px, py)) in dst.iter_mut().zip(&pos) {
+                let (x0, y0) = (px.floor(), py.floor());
+                let (wx, wy) = (px - x0, py - y0);
+                let (x0, y0) = (x0 as i64, y0 as i64);
+                *o = at(y0, x0) * (1.0 - wx) * (1.0 - wy)
+                    + at(y0, x0 + 1) * wx * (1.0 - wy)
+                    + at(y0 + 1, x0) * (1.0 - wx) * wy
+                    + at(y0 + 1, x0 + 1) * wx * wy;
             }
-        };
-        let dst = z.plane_mut(pl);
-        for (o, &(px, py)) in dst.iter_mut().zip(&pos) {
-            let (x0, y0) = (px.floor(), py.floor());
-            let (wx, wy) = (px - x0, py - y0);
-            let (x0, y0) = (x0 as i64, y0 as i64);
-            *o = at(y0, x0) * (1.0 - wx) * (1.0 - wy)
-                + at(y0, x0 + 1) * wx * (1.0 - wy)
-                + at(y0 + 1, x0) * (1.0 - wx) * wy
-                + at(y0 + 1, x0 + 1) * wx * wy;
-        }
-    }
+        });
     let c = 2 * p + 1;
     let mask = pos
         .iter()
