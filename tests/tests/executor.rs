@@ -320,3 +320,44 @@ fn events_serialise_as_one_json_object_per_line() {
         assert!(v.get("run").is_some(), "{line}");
     }
 }
+
+#[test]
+fn an_edited_input_file_is_not_served_from_the_cache() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("x.npy");
+    stylegraph_npy_write(&path, &[1.0, 2.0]);
+    let g = graph(&format!(
+        r#"(version: 1, nodes: [(id: "load", type: "core.load_tensor", params: {{"path": {:?}}})])"#,
+        path.display().to_string()
+    ));
+    let s = session(SessionConfig::default());
+    let r = s.run(&g, &RunOptions::default()).expect("run");
+    assert_eq!(r.executed, vec!["load".to_string()]);
+    let r = s.run(&g, &RunOptions::default()).expect("run");
+    assert!(r.executed.is_empty(), "unchanged file: cached");
+    // Same name, new contents (and size): the node runs again and sees the new data.
+    stylegraph_npy_write(&path, &[5.0, 6.0, 7.0]);
+    let r = s.run(&g, &RunOptions::default()).expect("run");
+    assert_eq!(r.executed, vec!["load".to_string()]);
+    let t = r.output("load", "x").and_then(|v| v.as_tensor()).expect("tensor");
+    assert_eq!(t.to_f32_vec(), vec![5.0, 6.0, 7.0]);
+}
+
+/// Writes a 1-D float32 .npy file by hand (header + data), to keep this test free of extra deps.
+fn stylegraph_npy_write(path: &std::path::Path, values: &[f32]) {
+    let mut header = format!(
+        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({},), }}",
+        values.len()
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    std::fs::write(path, bytes).expect("write npy");
+}

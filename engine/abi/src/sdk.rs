@@ -462,6 +462,41 @@ unsafe extern "C" fn release_obj<T: Send + Sync + 'static>(ptr: *const c_void) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// A thread-safe handle on the host's progress and cancellation services
+
+/// Progress reporting and cancellation checks that may be used from worker threads (e.g. inside
+/// a rayon loop) while the node executes. Get one with [`Context::host_handle`].
+#[derive(Clone, Copy)]
+pub struct HostHandle<'a> {
+    host: SgHost,
+    _call: core::marker::PhantomData<&'a ()>,
+}
+
+// SAFETY: the ABI requires a host's `progress`, `is_cancelled` and `log` services to be callable
+// from any thread for the duration of `execute` (docs/plugin-abi.md); the lifetime keeps the
+// handle inside that call.
+unsafe impl Send for HostHandle<'_> {}
+unsafe impl Sync for HostHandle<'_> {}
+
+impl HostHandle<'_> {
+    /// True once the run was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        match self.host.is_cancelled {
+            // SAFETY: host service contract.
+            Some(f) => unsafe { f(self.host.ctx) },
+            None => false,
+        }
+    }
+    /// Reports progress in [0, 1].
+    pub fn progress(&self, fraction: f64, message: &str) {
+        if let Some(f) = self.host.progress {
+            // SAFETY: host service contract.
+            unsafe { f(self.host.ctx, fraction, SgStr::from_str(message)) }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The execution context
 
 /// What a node sees while it executes: its inputs, params, outputs and the host services.
@@ -755,6 +790,13 @@ impl<'a> Context<'a> {
         if let Some(f) = self.host.progress {
             // SAFETY: host service contract.
             unsafe { f(self.host.ctx, fraction, SgStr::from_str(message)) }
+        }
+    }
+    /// A handle on progress and cancellation that worker threads may use during this call.
+    pub fn host_handle(&self) -> HostHandle<'_> {
+        HostHandle {
+            host: self.host,
+            _call: core::marker::PhantomData,
         }
     }
     /// True once the run was cancelled; return `Err(NodeError::cancelled())` soon after.

@@ -13,14 +13,18 @@ use stylegraph_core::events::Event;
 use stylegraph_core::exec::{CancelToken, RunError, RunOptions, RunStatus, Session, SessionConfig};
 use stylegraph_core::graph::{parse_cli_value, Graph, ParamValue};
 use stylegraph_core::plugin::PluginHost;
+use stylegraph_core::seeds;
 use stylegraph_core::validate::{closest, validate};
 
-mod seeds;
+mod commands;
 
 /// Process exit codes (documented in the README and `--help`).
 const EXIT_NODE_FAILED: i32 = 1;
 const EXIT_INVALID: i32 = 2;
 const EXIT_CANCELLED: i32 = 130;
+
+/// Most seeds one `--seeds` list may hold (split bigger sweeps with --shard).
+const MAX_SEEDS: usize = 10_000_000;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +63,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Generate images from seeds, like the official gen_images.py (builds and runs the
+    /// equivalent graph; --save-graph writes it for the editor).
+    Generate(GenerateArgs),
+    /// Convert a network pickle to .safetensors (+ a .json of its construction arguments).
+    Convert {
+        /// The model to read (.pkl, .safetensors or builtin:<name>).
+        input: PathBuf,
+        /// The .safetensors file to write (the .json goes beside it).
+        output: PathBuf,
+        /// Which network of a training snapshot.
+        #[arg(long, default_value = "G_ema")]
+        network: String,
+    },
+    /// Serve the HTTP automation API (docs/server.md): submit graphs, stream events, fetch outputs.
+    Serve(ServeArgs),
     /// List the node types of every loaded plugin, with ports, params and docs.
     Nodes {
         /// Print JSON (plugins, node types, refused plugins).
@@ -98,6 +117,76 @@ struct RunArgs {
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
     /// Memory budget of the output cache, in MiB.
+    #[arg(long, default_value_t = 2048)]
+    cache_mb: usize,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// Network: a .pkl, a .safetensors, or builtin:<arch>-<res> (default: a built-in untrained
+    /// StyleGAN3-T 256 px model that makes abstract images).
+    #[arg(long, default_value = commands::DEFAULT_NETWORK)]
+    network: String,
+    /// Seeds, e.g. `0,3,5-9`.
+    #[arg(long, default_value = "0-3")]
+    seeds: String,
+    /// Truncation psi.
+    #[arg(long, default_value_t = 1.0)]
+    trunc: f64,
+    /// Truncate only the first N rows of ws.
+    #[arg(long)]
+    trunc_cutoff: Option<i64>,
+    /// Class label of a conditional network.
+    #[arg(long = "class")]
+    class: Option<i64>,
+    /// Noise mode (StyleGAN2).
+    #[arg(long, default_value = "const", value_parser = ["const", "random", "none"])]
+    noise_mode: String,
+    /// StyleGAN3 input translation `X,Y`.
+    #[arg(long, default_value = "0,0", allow_hyphen_values = true)]
+    translate: String,
+    /// StyleGAN3 input rotation in degrees.
+    #[arg(long, default_value_t = 0.0, allow_hyphen_values = true)]
+    rotate: f64,
+    /// Where to write seedNNNN.png.
+    #[arg(long, default_value = "out")]
+    outdir: PathBuf,
+    /// Also write seedNNNN.npy: the float32 [1,3,H,W] network output before conversion.
+    #[arg(long)]
+    raw: bool,
+    /// Write the equivalent graph to this .ron file (open it in the editor, or `stylegraph run` it).
+    #[arg(long, value_name = "FILE")]
+    save_graph: Option<PathBuf>,
+    /// How to report progress.
+    #[arg(long, value_enum, default_value_t = EventFormat::Human)]
+    events: EventFormat,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on. A non-loopback address requires a token.
+    #[arg(long, default_value = stylegraph_server::DEFAULT_ADDR)]
+    addr: std::net::SocketAddr,
+    /// Read the bearer token from this file (else from STYLEGRAPH_TOKEN; a token on the
+    /// command line would show in `ps`).
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Most runs waiting in the queue (more are refused with 429).
+    #[arg(long, default_value_t = 16)]
+    queue_limit: usize,
+    /// Ended runs remembered.
+    #[arg(long, default_value_t = 100)]
+    history: usize,
+    /// Memory for kept outputs of runs, in MiB (oldest dropped first).
+    #[arg(long, default_value_t = 1024)]
+    keep_mb: usize,
+    /// Largest request body, in MiB.
+    #[arg(long, default_value_t = 16)]
+    body_limit_mb: usize,
+    /// Most simultaneous connections.
+    #[arg(long, default_value_t = 64)]
+    max_connections: usize,
+    /// Memory budget of the node output cache, in MiB.
     #[arg(long, default_value_t = 2048)]
     cache_mb: usize,
 }
@@ -171,6 +260,13 @@ fn real_main(cli: Cli) -> Result<i32> {
         Command::Run(args) => run(&cli, args),
         Command::Validate { graph, json } => validate_cmd(&cli, graph, *json),
         Command::Nodes { json, filter } => nodes_cmd(&cli, *json, filter.as_deref()),
+        Command::Generate(args) => generate_cmd(&cli, args),
+        Command::Serve(args) => serve_cmd(&cli, args),
+        Command::Convert {
+            input,
+            output,
+            network,
+        } => convert_cmd(&cli, input, output, network),
     }
 }
 
@@ -377,9 +473,9 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         }
         Some(list) => {
             let prepared = (|| -> Result<Vec<(Option<i64>, Graph)>> {
-                let mut all = seeds::parse_seed_list(list)?;
+                let mut all = seeds::parse_seed_list(list, MAX_SEEDS).map_err(|e| anyhow!(e))?;
                 if let Some(shard) = &args.shard {
-                    all = seeds::shard(&all, shard)?;
+                    all = seeds::shard(&all, shard).map_err(|e| anyhow!("--{e}"))?;
                 }
                 let (node, param) = seed_target(&graph, &host, args.seed_param.as_deref())?;
                 Ok(all
@@ -404,10 +500,30 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         }
     }
 
+    execute_runs(
+        host,
+        runs,
+        args.events,
+        args.cache_mb,
+        cli.quiet,
+        &args.graph.display().to_string(),
+    )
+}
+
+/// Runs prepared graphs (one per seed, or one) in one session, so unchanged nodes (the loaded
+/// model) come from the cache. Returns the exit code.
+fn execute_runs(
+    host: Arc<PluginHost>,
+    runs: Vec<(Option<i64>, Graph)>,
+    events: EventFormat,
+    cache_mb: usize,
+    quiet: bool,
+    origin: &str,
+) -> Result<i32> {
     let session = Session::new(
-        host.clone(),
+        host,
         SessionConfig {
-            cache_budget_bytes: args.cache_mb.saturating_mul(1 << 20),
+            cache_budget_bytes: cache_mb.saturating_mul(1 << 20),
             ..SessionConfig::default()
         },
     );
@@ -417,7 +533,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
         // Ctrl-C cancels the run; nodes stop promptly and leave no partial files.
         let _ = ctrlc::set_handler(move || c.cancel());
     }
-    let renderer = Renderer::new(args.events, cli.quiet);
+    let renderer = Renderer::new(events, quiet);
     let sink = renderer.clone();
     let options = RunOptions {
         cancel: cancel.clone(),
@@ -433,7 +549,7 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
             Ok(r) => r,
             Err(RunError::Invalid(errors)) => {
                 renderer.finish();
-                eprintln!("{}: {} problem(s):", args.graph.display(), errors.len());
+                eprintln!("{origin}: {} problem(s):", errors.len());
                 for e in &errors {
                     eprintln!("  - {e}");
                 }
@@ -445,19 +561,146 @@ fn run(cli: &Cli, args: &RunArgs) -> Result<i32> {
             RunStatus::Failed => any_failed = true,
             RunStatus::Cancelled => {
                 renderer.finish();
-                if !cli.quiet {
+                if !quiet {
                     eprintln!("cancelled");
                 }
                 return Ok(EXIT_CANCELLED);
             }
         }
-        if args.events == EventFormat::Human && !cli.quiet {
+        if events == EventFormat::Human && !quiet {
             renderer.finish();
             print_results(g, &report);
         }
     }
     renderer.finish();
     Ok(if any_failed { EXIT_NODE_FAILED } else { 0 })
+}
+
+fn generate_cmd(cli: &Cli, args: &GenerateArgs) -> Result<i32> {
+    let prepared = (|| -> Result<(Graph, Vec<i64>)> {
+        let options = commands::GenerateOptions {
+            network: args.network.clone(),
+            trunc: args.trunc,
+            trunc_cutoff: args.trunc_cutoff,
+            class: args.class,
+            noise_mode: args.noise_mode.clone(),
+            translate: commands::parse_pair(&args.translate)
+                .map_err(|e| anyhow!("--translate: {e}"))?,
+            rotate: args.rotate,
+            outdir: args.outdir.clone(),
+            raw: args.raw,
+        };
+        Ok((
+            commands::generate_graph(&options)?,
+            seeds::parse_seed_list(&args.seeds, MAX_SEEDS).map_err(|e| anyhow!(e))?,
+        ))
+    })();
+    let (graph, seed_list) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(EXIT_INVALID);
+        }
+    };
+    if let Some(path) = &args.save_graph {
+        graph.save(path).map_err(|e| anyhow!("{e}"))?;
+        if !cli.quiet {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    let host = Arc::new(load_plugins(cli));
+    let runs = seed_list
+        .into_iter()
+        .map(|seed| {
+            let mut g = graph.clone();
+            if let Some(z) = g.node_mut("z") {
+                z.params.insert("seed".into(), ParamValue::Int(seed));
+            }
+            substitute_seed(&mut g, seed);
+            (Some(seed), g)
+        })
+        .collect();
+    execute_runs(host, runs, args.events, 2048, cli.quiet, "generate")
+}
+
+fn serve_cmd(cli: &Cli, args: &ServeArgs) -> Result<i32> {
+    let token = match &args.token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .map_err(|e| anyhow!("--token-file {}: {e}", p.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var(stylegraph_server::TOKEN_ENV)
+            .ok()
+            .filter(|t| !t.is_empty()),
+    };
+    let config = stylegraph_server::ServerConfig {
+        addr: args.addr,
+        token,
+        queue_limit: args.queue_limit,
+        history_limit: args.history,
+        body_limit: args.body_limit_mb.saturating_mul(1 << 20),
+        retain_budget_bytes: args.keep_mb.saturating_mul(1 << 20),
+        max_connections: args.max_connections,
+    };
+    let host = Arc::new(load_plugins(cli));
+    let shutdown = CancelToken::new();
+    {
+        let s = shutdown.clone();
+        let _ = ctrlc::set_handler(move || s.cancel());
+    }
+    let session = SessionConfig {
+        cache_budget_bytes: args.cache_mb.saturating_mul(1 << 20),
+        ..SessionConfig::default()
+    };
+    match stylegraph_server::Server::start(config, host, session, shutdown) {
+        Ok(server) => {
+            eprintln!("serving on http://{}/v1/ (Ctrl-C stops)", server.addr());
+            server.wait();
+            Ok(0)
+        }
+        Err(e @ stylegraph_server::ServerError::Bind { .. }) => {
+            eprintln!("error: {e}");
+            Ok(EXIT_NODE_FAILED)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(EXIT_INVALID)
+        }
+    }
+}
+
+fn convert_cmd(cli: &Cli, input: &Path, output: &Path, network: &str) -> Result<i32> {
+    let (Some(i), Some(o)) = (input.to_str(), output.to_str()) else {
+        eprintln!("error: paths must be valid UTF-8");
+        return Ok(EXIT_INVALID);
+    };
+    if output.extension().and_then(|e| e.to_str()) != Some("safetensors") {
+        eprintln!(
+            "error: {}: the output must end in .safetensors",
+            output.display()
+        );
+        return Ok(EXIT_INVALID);
+    }
+    let host = Arc::new(load_plugins(cli));
+    let graph = commands::convert_graph(i, o, network);
+    let code = execute_runs(
+        host,
+        vec![(None, graph)],
+        EventFormat::Human,
+        2048,
+        cli.quiet,
+        "convert",
+    )?;
+    if code == 0 && !cli.quiet {
+        eprintln!(
+            "wrote {} and {}",
+            output.display(),
+            output.with_extension("json").display()
+        );
+    }
+    Ok(code)
 }
 
 /// Prints the outputs of the graph's sink nodes (those nothing else reads) and any failures.

@@ -11,8 +11,16 @@ fn root() -> PathBuf {
 fn lib(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test exe");
     let dir = exe.parent().expect("deps dir");
-    let p = dir.join(format!("{}{name}{}", std::env::consts::DLL_PREFIX, std::env::consts::DLL_SUFFIX));
-    assert!(p.exists(), "{} missing (built as a dev-dependency)", p.display());
+    let p = dir.join(format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    ));
+    assert!(
+        p.exists(),
+        "{} missing (built as a dev-dependency)",
+        p.display()
+    );
     p
 }
 
@@ -29,11 +37,16 @@ fn stylegraph(cwd: &Path) -> Command {
 }
 
 fn text(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn fixture_z(seed: u32) -> stylegraph_npy::Array {
-    let p = root().join(format!("tests/fixtures/stylegan3-t-tiny-16/cases/seed{seed:04}_z.npy"));
+    let p = root().join(format!(
+        "tests/fixtures/stylegan3-t-tiny-16/cases/seed{seed:04}_z.npy"
+    ));
     stylegraph_npy::Array::read(&p).expect("fixture z")
 }
 
@@ -57,7 +70,10 @@ fn seed_to_z_graph_writes_the_official_latent() {
     let got = stylegraph_npy::Array::read(&dir.path().join("z1.npy")).expect("written npy");
     let want = fixture_z(1);
     assert_eq!((got.dtype, &got.shape), (want.dtype, &want.shape));
-    assert_eq!(got.data, want.data, "bit-identical to NumPy's RandomState(1).randn(1, 512)");
+    assert_eq!(
+        got.data, want.data,
+        "bit-identical to NumPy's RandomState(1).randn(1, 512)"
+    );
     assert!(stdout.contains("save.path = \"z1.npy\""), "{stdout}");
 }
 
@@ -72,7 +88,8 @@ fn seed_batches_and_shards() {
         .expect("run");
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     for seed in [0, 1] {
-        let got = stylegraph_npy::Array::read(&dir.path().join(format!("out/z/seed{seed:04}.npy"))).expect("npy");
+        let got = stylegraph_npy::Array::read(&dir.path().join(format!("out/z/seed{seed:04}.npy")))
+            .expect("npy");
         assert_eq!(got.data, fixture_z(seed).data);
     }
     let dir2 = tempfile::tempdir().expect("tempdir");
@@ -105,7 +122,11 @@ fn json_events_are_one_object_per_line() {
     let kinds: Vec<&str> = events.iter().filter_map(|e| e["event"].as_str()).collect();
     assert_eq!(kinds.first(), Some(&"run_started"));
     assert_eq!(kinds.last(), Some(&"run_finished"));
-    assert_eq!(kinds.iter().filter(|k| **k == "node_finished").count(), 8, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "node_finished").count(),
+        8,
+        "{kinds:?}"
+    );
     assert!(dir.path().join("out/latent_math/blend.npy").exists());
 }
 
@@ -117,28 +138,57 @@ fn a_failing_node_exits_with_1_and_names_the_node() {
         "fail.ron",
         r#"(version: 1, nodes: [(id: "broken_node", type: "test.fail", params: {"message": "kaput"})])"#,
     );
-    let out = stylegraph(dir.path()).arg("run").arg(&g).output().expect("run");
+    let out = stylegraph(dir.path())
+        .arg("run")
+        .arg(&g)
+        .output()
+        .expect("run");
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(1));
-    assert!((stdout.clone() + &stderr).contains("broken_node") && stderr.contains("kaput"), "{stdout}\n{stderr}");
+    assert!(
+        (stdout.clone() + &stderr).contains("broken_node") && stderr.contains("kaput"),
+        "{stdout}\n{stderr}"
+    );
 }
 
 #[test]
 fn invalid_graphs_and_arguments_exit_with_2() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let unknown = write_graph(dir.path(), "u.ron", r#"(version: 1, nodes: [(id: "z", type: "core.seed_to_zz")])"#);
-    let out = stylegraph(dir.path()).arg("run").arg(&unknown).output().expect("run");
+    let unknown = write_graph(
+        dir.path(),
+        "u.ron",
+        r#"(version: 1, nodes: [(id: "z", type: "core.seed_to_zz")])"#,
+    );
+    let out = stylegraph(dir.path())
+        .arg("run")
+        .arg(&unknown)
+        .output()
+        .expect("run");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr.contains("did you mean \"core.seed_to_z\""), "{stderr}");
+    assert!(
+        stderr.contains("did you mean \"core.seed_to_z\""),
+        "{stderr}"
+    );
 
-    let malformed = write_graph(dir.path(), "m.ron", "(version: 1,\n nodes: [ (id: \"a\" ] )");
-    let out = stylegraph(dir.path()).arg("run").arg(&malformed).output().expect("run");
+    let malformed = write_graph(
+        dir.path(),
+        "m.ron",
+        "(version: 1,\n nodes: [ (id: \"a\" ] )",
+    );
+    let out = stylegraph(dir.path())
+        .arg("run")
+        .arg(&malformed)
+        .output()
+        .expect("run");
     let (_, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr.contains("m.ron:2:"), "line and column: {stderr}");
 
-    let out = stylegraph(dir.path()).args(["run", "missing.ron"]).output().expect("run");
+    let out = stylegraph(dir.path())
+        .args(["run", "missing.ron"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("missing.ron"));
 
@@ -151,14 +201,21 @@ fn invalid_graphs_and_arguments_exit_with_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).1.contains("did you mean \"seed\""));
 
-    let out = stylegraph(dir.path()).args(["run", "--no-such-flag"]).output().expect("run");
+    let out = stylegraph(dir.path())
+        .args(["run", "--no-such-flag"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
 }
 
 #[test]
 fn validate_reports_problems_as_text_and_json() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = stylegraph(dir.path()).arg("validate").arg(root().join("graphs/latent_math.ron")).output().expect("run");
+    let out = stylegraph(dir.path())
+        .arg("validate")
+        .arg(root().join("graphs/latent_math.ron"))
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(0), "{:?}", text(&out));
     assert!(text(&out).0.contains("ok (8 nodes)"));
 
@@ -171,27 +228,52 @@ fn validate_reports_problems_as_text_and_json() {
             (id: "t", type: "core.tensor_scale", inputs: {"x": "f.value"}),
         ])"#,
     );
-    let out = stylegraph(dir.path()).args(["validate", "--json"]).arg(&bad).output().expect("run");
+    let out = stylegraph(dir.path())
+        .args(["validate", "--json"])
+        .arg(&bad)
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    let kinds: Vec<&str> = v.as_array().expect("array").iter().filter_map(|e| e["kind"].as_str()).collect();
-    assert!(kinds.contains(&"missing_input") && kinds.contains(&"type_mismatch"), "{kinds:?}");
+    let kinds: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"missing_input") && kinds.contains(&"type_mismatch"),
+        "{kinds:?}"
+    );
 }
 
 #[test]
 fn nodes_lists_every_node_type_with_docs() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let out = stylegraph(dir.path()).args(["nodes", "--json"]).output().expect("run");
+    let out = stylegraph(dir.path())
+        .args(["nodes", "--json"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     let types = v["node_types"].as_array().expect("node_types");
-    let seed = types.iter().find(|t| t["type_id"] == "core.seed_to_z").expect("core.seed_to_z");
+    let seed = types
+        .iter()
+        .find(|t| t["type_id"] == "core.seed_to_z")
+        .expect("core.seed_to_z");
     assert_eq!(seed["outputs"][0]["type"], "Z");
     assert_eq!(seed["params"][0]["name"], "seed");
     assert_eq!(seed["params"][0]["is_seed"], true);
-    assert!(v["plugins"].as_array().expect("plugins").iter().any(|p| p["id"] == "core"));
+    assert!(v["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .any(|p| p["id"] == "core"));
 
-    let out = stylegraph(dir.path()).args(["nodes", "core.seed"]).output().expect("run");
+    let out = stylegraph(dir.path())
+        .args(["nodes", "core.seed"])
+        .output()
+        .expect("run");
     let (stdout, _) = text(&out);
     assert!(stdout.contains("RandomState(seed).randn"), "{stdout}");
     assert!(!stdout.contains("core.math"));
@@ -218,7 +300,10 @@ fn ctrl_c_cancels_and_leaves_no_partial_output() {
         .spawn()
         .expect("spawn");
     std::thread::sleep(std::time::Duration::from_millis(700));
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
     let code = child.wait().expect("wait").code();
     assert_eq!(code, Some(130));
@@ -226,7 +311,11 @@ fn ctrl_c_cancels_and_leaves_no_partial_output() {
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, vec!["slow.ron".to_string()], "nothing written after cancel");
+    assert_eq!(
+        names,
+        vec!["slow.ron".to_string()],
+        "nothing written after cancel"
+    );
 }
 
 #[test]
@@ -244,6 +333,63 @@ fn an_existing_output_is_replaced_atomically() {
         .expect("list")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(names, vec!["z.npy".to_string()], "no temporary files left behind");
-    assert_eq!(stylegraph_npy::Array::read(&dir.path().join("z.npy")).expect("npy").data, fixture_z(0).data);
+    assert_eq!(
+        names,
+        vec!["z.npy".to_string()],
+        "no temporary files left behind"
+    );
+    assert_eq!(
+        stylegraph_npy::Array::read(&dir.path().join("z.npy"))
+            .expect("npy")
+            .data,
+        fixture_z(0).data
+    );
+}
+
+#[test]
+fn serve_answers_on_loopback_and_refuses_an_open_address_without_a_token() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = stylegraph(dir.path())
+        .args(["serve", "--addr", "0.0.0.0:0"])
+        .env_remove("STYLEGRAPH_TOKEN")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2), "{:?}", text(&out));
+    assert!(text(&out).1.contains("token"), "{:?}", text(&out));
+
+    let mut child = stylegraph(dir.path())
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env_remove("STYLEGRAPH_TOKEN")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read") > 0,
+            "server exited"
+        );
+        if let Some(rest) = line.trim().strip_prefix("serving on http://") {
+            break rest.split('/').next().expect("address").to_owned();
+        }
+    };
+    let mut conn = std::net::TcpStream::connect(&addr).expect("connect");
+    write!(
+        conn,
+        "GET /v1/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut resp = String::new();
+    conn.read_to_string(&mut resp).expect("response");
+    assert!(resp.starts_with("HTTP/1.1 200"), "{resp}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    assert_eq!(child.wait().expect("wait").code(), Some(0));
 }

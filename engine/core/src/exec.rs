@@ -3,7 +3,7 @@
 
 use crate::events::{Event, EventSink};
 use crate::graph::{Graph, ParamValue, PortRef};
-use crate::plugin::{LoadedPlugin, NodeTypeInfo, PluginHost};
+use crate::plugin::{LoadedPlugin, NodeTypeInfo, ParamKind, PluginHost};
 use crate::types::PortType;
 use crate::validate::{check_param, validate, ValidationError};
 use crate::value::{HostObject, HostTensor, Value};
@@ -339,8 +339,15 @@ impl Session {
             n.info.type_id.hash(&mut h);
             n.info.plugin_id.hash(&mut h);
             n.info.plugin_version.hash(&mut h);
-            for p in &n.params {
+            for (p, info) in n.params.iter().zip(&n.info.params) {
                 hash_param(p, &mut h);
+                // A file a node reads is part of its input: an edited file must not be served
+                // from the cache, so its size and modification time go into the key.
+                if info.kind == ParamKind::Path && !info.is_output_path {
+                    if let ParamValue::Str(path) = p {
+                        file_stamp(path).hash(&mut h);
+                    }
+                }
             }
             for inp in &n.inputs {
                 match inp {
@@ -770,6 +777,12 @@ impl Session {
             None => Ok(outputs),
         }
     }
+}
+
+/// Size and modification time of a file (None when it cannot be read, e.g. `builtin:` names).
+fn file_stamp(path: &str) -> Option<(u64, std::time::SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.len(), meta.modified().ok()?))
 }
 
 fn hash_param(p: &ParamValue, h: &mut DefaultHasher) {

@@ -23,6 +23,7 @@ pub mod exec;
 pub mod fsutil;
 pub mod graph;
 pub mod plugin;
+pub mod seeds;
 pub mod types;
 pub mod validate;
 pub mod value;

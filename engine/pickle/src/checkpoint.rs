@@ -16,10 +16,9 @@ use std::path::Path;
 use crate::error::{PickleError, Result};
 use crate::interp::{dict_get, dict_pairs, Converter, PyValue, TensorInfo};
 use crate::network::{decode_budget, StateTensor};
-use crate::torch::describe;
 use crate::torch::{
-    gather, looks_like_legacy_stream, parse_legacy_stream, resolve_storage, tensor_meta, Storage,
-    StorageSource, TensorMeta,
+    describe, gather, looks_like_legacy_stream, parse_legacy_stream, resolve_storage, tensor_meta,
+    Storage, StorageSource, TensorMeta,
 };
 use crate::vm::{self, Heap, Value};
 

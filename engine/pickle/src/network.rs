@@ -278,8 +278,23 @@ impl NetworkPickle {
         // Tensors may share storages, but together they never need more than this.
         let mut bytes_left = decode_budget(self.data.len());
         for (tname, tv) in found {
-            let meta = tensor_meta(heap, tv).map_err(|m| PickleError::tensor(origin, &tname, m))?;
-            let t = self.decode(&tname, &meta, &mut cache)?;
+            // Tensor problems name where the tensor is in the file, for pickletools.
+            let at = heap.offset(tv).unwrap_or(0);
+            let located = |e: PickleError| match e {
+                PickleError::Tensor {
+                    origin,
+                    name,
+                    message,
+                } => PickleError::Tensor {
+                    origin,
+                    name,
+                    message: format!("{message} (tensor pickled at byte {at})"),
+                },
+                other => other,
+            };
+            let meta = tensor_meta(heap, tv)
+                .map_err(|m| located(PickleError::tensor(origin, &tname, m)))?;
+            let t = self.decode(&tname, &meta, &mut cache).map_err(located)?;
             bytes_left = bytes_left.checked_sub(t.data.len()).ok_or_else(|| {
                 PickleError::limit(
                     origin,

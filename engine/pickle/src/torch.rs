@@ -326,7 +326,10 @@ pub(crate) fn describe(heap: &Heap, v: &Value, expected: &str) -> String {
             None => "a dangling reference".into(),
         },
     };
-    format!("expected {expected}, found {found}")
+    match heap.offset(v) {
+        Some(at) => format!("expected {expected}, found {found} (pickled at byte {at})"),
+        None => format!("expected {expected}, found {found}"),
+    }
 }
 
 /// The parts of a storage persistent id that matter.

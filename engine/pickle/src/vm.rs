@@ -31,8 +31,8 @@ const BASE_BUDGET: usize = 8 << 20;
 
 /// Approximate cost of one value, in bytes (what the budget charges).
 const VALUE_COST: usize = std::mem::size_of::<Value>();
-/// Approximate cost of one heap node.
-const NODE_COST: usize = std::mem::size_of::<Node>() + 16;
+/// Approximate cost of one heap node (with its offset).
+const NODE_COST: usize = std::mem::size_of::<Node>() + std::mem::size_of::<usize>() + 16;
 /// Cost of one memo slot.
 const MEMO_COST: usize = std::mem::size_of::<Option<Value>>();
 
@@ -111,6 +111,8 @@ pub(crate) enum Node {
 #[derive(Debug, Default)]
 pub(crate) struct Heap {
     nodes: Vec<Node>,
+    /// Offset in the input of the opcode that created each node (for messages).
+    offsets: Vec<usize>,
 }
 
 impl Heap {
@@ -127,8 +129,17 @@ impl Heap {
         }
     }
 
-    fn alloc(&mut self, node: Node) -> Value {
+    /// Where in the input a referenced node was created.
+    pub(crate) fn offset(&self, v: &Value) -> Option<usize> {
+        match v {
+            Value::Ref(id) => self.offsets.get(*id).copied(),
+            _ => None,
+        }
+    }
+
+    fn alloc(&mut self, node: Node, offset: usize) -> Value {
         self.nodes.push(node);
+        self.offsets.push(offset);
         Value::Ref(self.nodes.len() - 1)
     }
 }
@@ -373,7 +384,7 @@ impl<'a> Machine<'a, '_> {
 
     fn alloc(&mut self, node: Node) -> Result<Value, PickleError> {
         self.charge(NODE_COST)?;
-        Ok(self.heap.alloc(node))
+        Ok(self.heap.alloc(node, self.op_off))
     }
 
     fn alloc_push(&mut self, node: Node) -> Result<(), PickleError> {

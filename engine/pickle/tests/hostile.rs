@@ -170,6 +170,7 @@ fn view_outside_its_storage_is_refused() {
                 m.contains("'w'") && m.contains("storage of 3 elements"),
                 "{m}"
             );
+            assert!(m.contains("tensor pickled at byte "), "{m}");
         }
         other => panic!("expected a tensor error, got {other:?}"),
     }
