@@ -19,3 +19,12 @@ pub use generator::{image_to_u8, Architecture, Generator, Synthesis, SynthesisOp
 pub use mapping::{MappingConfig, MappingNetwork};
 pub use model::{Control, Features, ModelError, NoControl, NoiseMode};
 pub use tensor_map::{NamedTensor, TensorMap, TensorMapError};
+
+// Analysis and synthetic-image detection (issue #5).
+pub mod classify;
+pub mod equivariance;
+#[cfg(feature = "image-io")]
+pub mod image_folder;
+pub mod resample;
+pub mod resnet;
+pub mod spectrum;
