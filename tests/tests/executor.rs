@@ -339,7 +339,10 @@ fn an_edited_input_file_is_not_served_from_the_cache() {
     stylegraph_npy_write(&path, &[5.0, 6.0, 7.0]);
     let r = s.run(&g, &RunOptions::default()).expect("run");
     assert_eq!(r.executed, vec!["load".to_string()]);
-    let t = r.output("load", "x").and_then(|v| v.as_tensor()).expect("tensor");
+    let t = r
+        .output("load", "x")
+        .and_then(|v| v.as_tensor())
+        .expect("tensor");
     assert_eq!(t.to_f32_vec(), vec![5.0, 6.0, 7.0]);
 }
 

@@ -20,7 +20,11 @@ pub fn make(
 ) -> Result<(TensorMap, Value), String> {
     match arch {
         "stylegan3-t" | "stylegan3-r" => {
-            let kind = if arch == "stylegan3-t" { Sg3Kind::T } else { Sg3Kind::R };
+            let kind = if arch == "stylegan3-t" {
+                Sg3Kind::T
+            } else {
+                Sg3Kind::R
+            };
             let mut cfg = Sg3Config::official(kind, res);
             if let Some(b) = cbase {
                 cfg.channel_base = b;
@@ -28,7 +32,8 @@ pub fn make(
             if let Some(m) = cmax {
                 cfg.channel_max = m;
             }
-            let map = sg3_state_dict(&cfg, seed, &InitTuning::default()).map_err(|e| e.to_string())?;
+            let map =
+                sg3_state_dict(&cfg, seed, &InitTuning::default()).map_err(|e| e.to_string())?;
             let kwargs = json!({
                 "z_dim": cfg.z_dim, "c_dim": cfg.c_dim, "w_dim": cfg.w_dim,
                 "img_resolution": cfg.img_resolution, "img_channels": cfg.img_channels,
