@@ -232,3 +232,69 @@ fn wrong_inputs_give_errors_naming_node_and_port() {
         "other branches still run"
     );
 }
+
+fn equivariance(model: &Path, params: &[(&str, ParamValue)]) -> stylegraph_core::exec::RunReport {
+    let mut g = Graph::new();
+    g.nodes.push(node(
+        "load",
+        "stylegan.load",
+        &[("path", ParamValue::Str(model.display().to_string()))],
+        &[],
+    ));
+    g.nodes.push(node(
+        "eq",
+        "stylegan.equivariance",
+        params,
+        &[("generator", "load.generator".into())],
+    ));
+    session()
+        .run(&g, &RunOptions::default())
+        .expect("valid graph")
+}
+
+fn float_out(r: &stylegraph_core::exec::RunReport, port: &str) -> f64 {
+    r.output("eq", port)
+        .and_then(|v| v.as_f64())
+        .unwrap_or_else(|| panic!("no {port}: {:?}", r.failed))
+}
+
+#[test]
+fn equivariance_of_an_identity_transform_is_infinite_and_real_transforms_are_finite() {
+    let model = fixtures().join("stylegan3-t-mid-64/G_ema.safetensors");
+    // No translation at all: the transformed render is the reference, bit for bit.
+    let r = equivariance(
+        &model,
+        &[
+            ("num_samples", ParamValue::Int(2)),
+            ("translate_max", ParamValue::Float(0.0)),
+            ("eqt_frac", ParamValue::Bool(false)),
+            ("eqr", ParamValue::Bool(false)),
+        ],
+    );
+    assert_eq!(r.status, RunStatus::Finished, "{:?}", r.failed);
+    assert_eq!(float_out(&r, "eqt_int"), f64::INFINITY);
+    assert!(
+        float_out(&r, "eqr").is_nan(),
+        "switched-off metrics are NaN"
+    );
+    // Real translations and rotations of this (random-weight) network: finite PSNRs.
+    let r = equivariance(
+        &model,
+        &[
+            ("num_samples", ParamValue::Int(2)),
+            ("seed", ParamValue::Int(3)),
+        ],
+    );
+    assert_eq!(r.status, RunStatus::Finished, "{:?}", r.failed);
+    for port in ["eqt_int", "eqt_frac", "eqr"] {
+        let v = float_out(&r, port);
+        assert!(v.is_finite() && v > 5.0, "{port} = {v}");
+    }
+    // StyleGAN2 has no input transform: a clear error.
+    let r = equivariance(
+        &fixtures().join("stylegan2-mid-64/G_ema.safetensors"),
+        &[("num_samples", ParamValue::Int(1))],
+    );
+    assert_eq!(r.status, RunStatus::Failed);
+    assert!(r.failed[0].1.contains("StyleGAN3"), "{}", r.failed[0].1);
+}
