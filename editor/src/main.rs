@@ -1,6 +1,79 @@
-//! Placeholder for the egui node editor (see the editor issue). It exists so the workspace
-//! already has the layout of the design card; the real editor uses `stylegraph-core` as a library.
+//! `stylegraph-editor`: the node editor window.
+
+use clap::Parser;
+use std::path::PathBuf;
+use std::sync::Arc;
+use stylegraph_core::plugin::{default_plugin_dirs, PluginHost};
+use stylegraph_editor::{EditorApp, EditorOptions};
+
+/// The Stylegraph node editor: edit and run the RON graphs the `stylegraph` CLI runs.
+#[derive(Parser, Debug)]
+#[command(name = "stylegraph-editor", version, about)]
+struct Args {
+    /// A graph file to open.
+    graph: Option<PathBuf>,
+    /// Also load the plugins in this directory (repeatable).
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    plugin_dirs: Vec<PathBuf>,
+    /// Do not look for plugins next to the executable.
+    #[arg(long)]
+    no_default_plugins: bool,
+    /// Upper bound of memory the output cache holds, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 2048)]
+    cache_mib: usize,
+}
+
 fn main() {
-    eprintln!("stylegraph-editor: the node editor is not built yet; use the `stylegraph` CLI.");
-    std::process::exit(2);
+    // Parsing first: `--help` and `--version` must work without a display.
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STYLEGRAPH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let mut host = PluginHost::new();
+    if !args.no_default_plugins {
+        if let Ok(exe) = std::env::current_exe() {
+            for (dir, stylegraph_only) in default_plugin_dirs(&exe) {
+                host.load_dir(&dir, false, stylegraph_only);
+            }
+        }
+    }
+    for dir in &args.plugin_dirs {
+        host.load_dir(dir, true, false);
+    }
+    for p in host.problems() {
+        eprintln!("stylegraph-editor: {p}");
+    }
+    let host = Arc::new(host);
+    let mut session = stylegraph_core::exec::SessionConfig::default();
+    session.cache_budget_bytes = args.cache_mib.saturating_mul(1 << 20);
+    let options = EditorOptions {
+        recent_store: stylegraph_editor::recent::default_store(),
+        session,
+    };
+    let mut app = EditorApp::new(host, options);
+    if let Some(path) = &args.graph {
+        if let Err(e) = app.open_path(path) {
+            eprintln!("stylegraph-editor: {e}");
+            std::process::exit(1);
+        }
+    }
+    let native = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_title("Stylegraph")
+            .with_inner_size([1400.0, 860.0]),
+        ..Default::default()
+    };
+    if let Err(e) = eframe::run_native(
+        "stylegraph-editor",
+        native,
+        Box::new(move |_cc| Ok(Box::new(app))),
+    ) {
+        eprintln!("stylegraph-editor: cannot open the window: {e}");
+        std::process::exit(1);
+    }
 }
