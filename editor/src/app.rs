@@ -723,9 +723,11 @@ impl EditorApp {
             ui.menu_button("File", |ui| {
                 if ui.button("New").clicked() {
                     self.request(PendingAction::New);
+                    ui.close();
                 }
                 if ui.button("Open…").clicked() {
                     self.request(PendingAction::Open(None));
+                    ui.close();
                 }
                 ui.menu_button("Open recent", |ui| {
                     let files = self.recent.files().to_vec();
@@ -735,19 +737,23 @@ impl EditorApp {
                     for f in files {
                         if ui.button(f.display().to_string()).clicked() {
                             self.request(PendingAction::Open(Some(f)));
+                            ui.close();
                         }
                     }
                 });
                 ui.separator();
                 if ui.button("Save").clicked() {
                     self.menu_save();
+                    ui.close();
                 }
                 if ui.button("Save as…").clicked() {
                     self.open_browser(FilePurpose::SaveGraphAs, None);
+                    ui.close();
                 }
                 ui.separator();
                 if ui.button("Quit").clicked() {
                     self.request(PendingAction::Quit);
+                    ui.close();
                 }
             });
             ui.menu_button("Edit", |ui| {
@@ -756,12 +762,14 @@ impl EditorApp {
                     .clicked()
                 {
                     self.doc.undo(&self.host);
+                    ui.close();
                 }
                 if ui
                     .add_enabled(self.doc.can_redo(), egui::Button::new("Redo"))
                     .clicked()
                 {
                     self.doc.redo(&self.host);
+                    ui.close();
                 }
                 ui.separator();
                 let selected = egui_snarl::ui::get_selected_nodes(Id::new(CANVAS_ID), ui.ctx());
@@ -770,25 +778,27 @@ impl EditorApp {
                     .clicked()
                 {
                     self.doc.duplicate(&selected);
+                    ui.close();
                 }
                 if ui
                     .add_enabled(!selected.is_empty(), egui::Button::new("Delete"))
                     .clicked()
                 {
                     self.delete_nodes(&selected);
+                    ui.close();
                 }
             });
             ui.separator();
             let busy = self.is_running();
             if ui
-                .button("▶ Run")
+                .button("⏵ Run")
                 .on_hover_text("run the graph (F5)")
                 .clicked()
             {
                 self.run();
             }
             if ui
-                .add_enabled(busy, egui::Button::new("■ Cancel"))
+                .add_enabled(busy, egui::Button::new("⏹ Cancel"))
                 .on_hover_text("cancel the run (Esc)")
                 .clicked()
             {
@@ -799,14 +809,14 @@ impl EditorApp {
             );
             ui.separator();
             if ui
-                .add_enabled(self.doc.can_undo(), egui::Button::new("↶"))
+                .add_enabled(self.doc.can_undo(), egui::Button::new("⟲"))
                 .on_hover_text("undo (Ctrl+Z)")
                 .clicked()
             {
                 self.doc.undo(&self.host);
             }
             if ui
-                .add_enabled(self.doc.can_redo(), egui::Button::new("↷"))
+                .add_enabled(self.doc.can_redo(), egui::Button::new("⟳"))
                 .on_hover_text("redo (Ctrl+Shift+Z)")
                 .clicked()
             {
@@ -1438,11 +1448,11 @@ impl EditorApp {
             let hi = p.max.map_or(i64::MAX, |m| m as i64);
             ui.horizontal(|ui| {
                 ui.label(&p.name);
-                if ui.button("◀").on_hover_text("previous seed").clicked() && current > lo {
+                if ui.button("⏴").on_hover_text("previous seed").clicked() && current > lo {
                     edits.push((p.name.clone(), ParamEdit::Set(ParamValue::Int(current - 1))));
                 }
                 ui.label(RichText::new(current.to_string()).monospace());
-                if ui.button("▶").on_hover_text("next seed").clicked() && current < hi {
+                if ui.button("⏵").on_hover_text("next seed").clicked() && current < hi {
                     edits.push((p.name.clone(), ParamEdit::Set(ParamValue::Int(current + 1))));
                 }
             });

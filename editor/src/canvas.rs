@@ -156,8 +156,10 @@ pub fn canvas_style() -> SnarlStyle {
         wire_width: Some(2.5),
         collapsible: Some(true),
         min_scale: Some(0.2),
-        max_scale: Some(2.0),
-        crisp_magnified_text: Some(true),
+        // Magnified text is blurry, but nodes keep their natural size in canvas units, so the
+        // positions in a file mean the same at every zoom.
+        max_scale: Some(1.5),
+        crisp_magnified_text: Some(false),
         ..SnarlStyle::new()
     }
 }

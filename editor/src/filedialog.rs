@@ -122,7 +122,7 @@ impl FileBrowser {
             ui.set_width(520.0);
             ui.heading(self.purpose.title());
             ui.horizontal(|ui| {
-                if ui.button("⬆").on_hover_text("parent folder").clicked() {
+                if ui.button("Up").on_hover_text("parent folder").clicked() {
                     if let Some(p) = self.dir.parent() {
                         self.dir = p.to_path_buf();
                     }
@@ -193,7 +193,7 @@ impl FileBrowser {
         dirs.sort();
         files.sort();
         for d in dirs {
-            if ui.selectable_label(false, format!("📁 {d}")).clicked() {
+            if ui.selectable_label(false, format!("{d}/")).clicked() {
                 self.dir = self.dir.join(&d);
             }
         }

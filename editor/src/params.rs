@@ -148,8 +148,8 @@ pub fn param_widget(
                 )
                 .on_hover_text("drag to scrub through seeds");
                 changed |= r.changed();
-                let dice = if cx.compact { "🎲" } else { "🎲 random" };
-                if ui.button(dice).on_hover_text("random seed").clicked() {
+                let dice = dice_button(ui, &format!("random {}.{}", cx.node_id, info.name));
+                if dice.on_hover_text("random seed").clicked() {
                     i = random_seed(lo.max(0), hi.min(SEED_MAX));
                     changed = true;
                 }
@@ -264,6 +264,37 @@ pub fn param_widget(
             edit
         }
     }
+}
+
+/// A button showing a die (the fonts have no die glyph), labelled `label` for accessibility.
+pub fn dice_button(ui: &mut Ui, label: &str) -> Response {
+    let size = ui.spacing().interact_size.y;
+    let (rect, r) = ui.allocate_exact_size(Vec2::splat(size), Sense::click());
+    let label = label.to_owned();
+    r.widget_info(move || egui::WidgetInfo::labeled(egui::WidgetType::Button, true, &label));
+    if ui.is_rect_visible(rect) {
+        let v = ui.style().interact(&r);
+        let p = ui.painter();
+        let face = rect.shrink(2.0);
+        p.rect(face, 3.0, v.bg_fill, v.bg_stroke, egui::StrokeKind::Inside);
+        // Five pips: the corners and the centre.
+        let d = face.width() * 0.27;
+        let c = face.center();
+        for (dx, dy) in [
+            (-1.0, -1.0),
+            (1.0, -1.0),
+            (0.0, 0.0),
+            (-1.0, 1.0),
+            (1.0, 1.0),
+        ] {
+            p.circle_filled(
+                c + Vec2::new(dx * d, dy * d),
+                face.width() * 0.08,
+                v.fg_stroke.color,
+            );
+        }
+    }
+    r
 }
 
 /// A value of the wrong kind (from a hand-edited file): shown in red with a reset button.

@@ -45,7 +45,8 @@ fn a_cli_written_graph_round_trips_byte_for_byte_positions_included() {
     let back = doc.to_graph();
     assert_eq!(back, graph);
     let positions: Vec<_> = back.nodes.iter().map(|n| n.position).collect();
-    assert_eq!(positions[0], Some((20.0, 40.0)));
+    assert_eq!(positions[0], Some((0.0, 0.0)));
+    assert_eq!(positions[3], Some((400.0, 330.0)));
 
     let editor_file = dir.path().join("editor.ron");
     doc.save_as(&editor_file).unwrap();
