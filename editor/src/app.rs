@@ -37,6 +37,9 @@ use stylegraph_core::validate::validate;
 /// The canvas widget's id (selection state lives under it).
 pub const CANVAS_ID: &str = "stylegraph-canvas";
 
+/// Frames over which "fit view" is applied: node sizes settle over the first frames they are drawn.
+const FIT_FRAMES: u8 = 4;
+
 /// How long a refused connection's explanation stays on screen, in seconds.
 const REFUSAL_SECONDS: f64 = 4.0;
 
@@ -129,7 +132,9 @@ pub struct EditorApp {
     dialog: Option<Dialog>,
     pins: SharedPins,
     to_global: TSTransform,
-    fit_requested: bool,
+    /// Frames left in which the view is fitted to the nodes (the first frames measure them).
+    fit_frames: u8,
+    node_rects: HashMap<NodeId, egui::Rect>,
     refusal: Option<(String, f64)>,
     rename_buffer: (String, String),
     allow_close: bool,
@@ -226,7 +231,8 @@ impl EditorApp {
             dialog: None,
             pins: Rc::new(RefCell::new(PinRects::default())),
             to_global: TSTransform::IDENTITY,
-            fit_requested: true,
+            fit_frames: FIT_FRAMES,
+            node_rects: HashMap::new(),
             refusal: None,
             rename_buffer: (String::new(), String::new()),
             allow_close: false,
@@ -324,7 +330,7 @@ impl EditorApp {
     }
     /// Asks the canvas to show all nodes on the next frame.
     pub fn fit_view(&mut self) {
-        self.fit_requested = true;
+        self.fit_frames = FIT_FRAMES;
     }
     /// Where a pin was drawn last frame, in screen coordinates.
     pub fn input_pin_pos(&self, node: &str, port: &str) -> Option<Pos2> {
@@ -461,7 +467,8 @@ impl EditorApp {
         self.viewer_port = None;
         self.last_run_graph = None;
         self.checked_graph = None;
-        self.fit_requested = true;
+        self.fit_frames = FIT_FRAMES;
+        self.node_rects.clear();
     }
 
     fn start_dir(&self) -> PathBuf {
@@ -555,11 +562,15 @@ impl EditorApp {
         egui::Panel::bottom("stylegraph-status").show(ui, |ui| self.status_bar(ui));
         egui::Panel::left("stylegraph-palette")
             .default_size(220.0)
+            .min_size(160.0)
             .show(ui, |ui| self.palette(ui));
         egui::Panel::right("stylegraph-inspector")
             .default_size(360.0)
+            .min_size(300.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| self.inspector(ui));
+                egui::ScrollArea::vertical()
+                    .auto_shrink([false, false])
+                    .show(ui, |ui| self.inspector(ui));
             });
         egui::CentralPanel::no_frame().show(ui, |ui| self.canvas(ui));
 
@@ -823,7 +834,7 @@ impl EditorApp {
                 self.doc.redo(&self.host);
             }
             if ui.button("Fit").on_hover_text("show all nodes").clicked() {
-                self.fit_requested = true;
+                self.fit_frames = FIT_FRAMES;
             }
         });
     }
@@ -1010,8 +1021,8 @@ impl EditorApp {
     fn canvas(&mut self, ui: &mut Ui) {
         self.pins.borrow_mut().inputs.clear();
         self.pins.borrow_mut().outputs.clear();
-        let fit_to = self.fit_requested.then(|| ui.max_rect());
-        self.fit_requested = false;
+        let fit_to = (self.fit_frames > 0).then(|| ui.max_rect());
+        self.fit_frames = self.fit_frames.saturating_sub(1);
         let textures: HashMap<String, TextureHandle> = self
             .textures
             .iter()
@@ -1030,19 +1041,24 @@ impl EditorApp {
             fit_to,
             menu_query: &mut self.menu_query,
             show_timings: self.show_timings,
+            node_rects: &self.node_rects,
+            new_node_rects: HashMap::new(),
         };
-        SnarlWidget::new()
+        let response = SnarlWidget::new()
             .id(Id::new(CANVAS_ID))
             .style(canvas_style())
             .show(&mut self.doc.snarl, &mut viewer, ui);
+        let _ = response;
         let CanvasViewer {
             actions,
             param_requests,
             refusal,
             to_global,
+            new_node_rects,
             ..
         } = viewer;
         self.to_global = to_global;
+        self.node_rects = new_node_rects;
         let now = ui.ctx().input(|i| i.time);
         if let Some(r) = refusal {
             self.notice = Some(format!("Connection refused: {r}"));

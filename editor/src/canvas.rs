@@ -184,6 +184,10 @@ pub struct CanvasViewer<'a> {
     pub menu_query: &'a mut String,
     /// Show run times on nodes (off for reproducible screenshots).
     pub show_timings: bool,
+    /// Node rectangles of the previous frame (canvas coordinates), for fitting the view.
+    pub node_rects: &'a HashMap<NodeId, Rect>,
+    /// Node rectangles drawn this frame.
+    pub new_node_rects: HashMap<NodeId, Rect>,
 }
 
 impl CanvasViewer<'_> {
@@ -193,7 +197,7 @@ impl CanvasViewer<'_> {
             s.push_str(" (optional)");
         }
         if !port.doc.is_empty() {
-            s.push_str("\n");
+            s.push('\n');
             s.push_str(&port.doc);
         }
         s
@@ -652,9 +656,19 @@ impl SnarlViewer<EdNode> for CanvasViewer<'_> {
         }
     }
 
+    fn final_node_rect(
+        &mut self,
+        node: NodeId,
+        rect: Rect,
+        _ui: &mut Ui,
+        _snarl: &mut Snarl<EdNode>,
+    ) {
+        self.new_node_rects.insert(node, rect);
+    }
+
     fn current_transform(&mut self, to_global: &mut TSTransform, snarl: &mut Snarl<EdNode>) {
         if let Some(view) = self.fit_to.take() {
-            if let Some(t) = fit_transform(snarl, view) {
+            if let Some(t) = fit_transform(snarl, self.node_rects, view) {
                 *to_global = t;
             }
         }
@@ -662,13 +676,21 @@ impl SnarlViewer<EdNode> for CanvasViewer<'_> {
     }
 }
 
-/// A transform that shows every node inside `view` (screen rectangle), at most at 1:1.
-pub fn fit_transform(snarl: &Snarl<EdNode>, view: Rect) -> Option<TSTransform> {
-    // Node sizes are not known here; assume a typical node's extent.
+/// A transform that shows every node inside `view` (screen rectangle), at most at 1:1. Node
+/// sizes come from `rects` (measured when drawn); a node not drawn yet gets a typical size.
+pub fn fit_transform(
+    snarl: &Snarl<EdNode>,
+    rects: &HashMap<NodeId, Rect>,
+    view: Rect,
+) -> Option<TSTransform> {
     let extent = Vec2::new(300.0, 320.0);
     let mut bb = Rect::NOTHING;
-    for (pos, _) in snarl.nodes_pos() {
-        bb = bb.union(Rect::from_min_size(pos, extent));
+    for (nid, pos, _) in snarl.nodes_pos_ids() {
+        let r = rects
+            .get(&nid)
+            .copied()
+            .unwrap_or_else(|| Rect::from_min_size(pos, extent));
+        bb = bb.union(r);
     }
     if !bb.is_finite() || bb.width() <= 0.0 {
         return None;

@@ -49,8 +49,10 @@ fn main() {
         eprintln!("stylegraph-editor: {p}");
     }
     let host = Arc::new(host);
-    let mut session = stylegraph_core::exec::SessionConfig::default();
-    session.cache_budget_bytes = args.cache_mib.saturating_mul(1 << 20);
+    let session = stylegraph_core::exec::SessionConfig {
+        cache_budget_bytes: args.cache_mib.saturating_mul(1 << 20),
+        ..Default::default()
+    };
     let options = EditorOptions {
         recent_store: stylegraph_editor::recent::default_store(),
         session,

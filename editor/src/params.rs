@@ -125,7 +125,12 @@ pub fn param_widget(
     cx: &mut ParamCtx<'_>,
     label: &Response,
 ) -> Option<ParamEdit> {
-    let slider_width = if cx.compact { 120.0 } else { 180.0 };
+    // In the inspector, widgets take the row's remaining width (leaving room for the value box).
+    let slider_width = if cx.compact {
+        120.0
+    } else {
+        (ui.available_width() - 80.0).clamp(60.0, 240.0)
+    };
     ui.spacing_mut().slider_width = slider_width;
     match info.kind {
         ParamKind::Bool => {
@@ -234,7 +239,11 @@ pub fn param_widget(
                     }
                 }
             }
-            let width = if cx.compact { 110.0 } else { 200.0 };
+            let width = if cx.compact {
+                110.0
+            } else {
+                (ui.available_width() - 70.0).clamp(80.0, 260.0)
+            };
             let r = labelled(
                 ui.add(TextEdit::singleline(&mut text).desired_width(width)),
                 label,

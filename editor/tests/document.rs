@@ -285,3 +285,36 @@ fn live_runs_leave_out_file_writers_and_what_follows_them() {
     assert_eq!(ids, ["gradient", "features", "latent", "histogram"]);
     assert!(live.nodes.iter().all(|n| n.position.is_none()));
 }
+
+#[test]
+fn the_palette_groups_by_category_and_searches_names_and_docs() {
+    use stylegraph_editor::palette::grouped;
+    let host = common::host();
+    let all = grouped(&host, "");
+    let cats: Vec<&str> = all.keys().map(String::as_str).collect();
+    assert_eq!(
+        cats,
+        [
+            "Test/Analysis",
+            "Test/Flow",
+            "Test/IO",
+            "Test/Image",
+            "Test/Latent",
+            "Test/Layers"
+        ]
+    );
+    let names = |q: &str| -> Vec<String> {
+        grouped(&host, q)
+            .values()
+            .flatten()
+            .map(|t| t.type_id.clone())
+            .collect()
+    };
+    // By display name, case-insensitively.
+    assert_eq!(names("GRADIENT"), ["edtest.gradient"]);
+    // By a word of the documentation only.
+    assert_eq!(names("sine"), ["edtest.features"]);
+    // Every word must match.
+    assert_eq!(names("input through fails"), ["edtest.fail"]);
+    assert!(names("no such thing").is_empty());
+}
