@@ -19,5 +19,7 @@ pub mod prelude {
         SgDType, SG_LOG_DEBUG, SG_LOG_ERROR, SG_LOG_INFO, SG_LOG_WARN, SG_PARAM_SEED,
     };
     pub use crate::node_bail;
-    pub use crate::sdk::{Context, Node, NodeError, NodeResult, NodeSpec, ParamSpec, TensorRef};
+    pub use crate::sdk::{
+        Context, HostHandle, Node, NodeError, NodeResult, NodeSpec, ParamSpec, TensorRef,
+    };
 }

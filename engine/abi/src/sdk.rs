@@ -375,7 +375,7 @@ impl<'a> TensorRef<'a> {
             )));
         }
         let bytes = self.bytes();
-        if (bytes.as_ptr() as usize) % core::mem::align_of::<T>() != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(NodeError::invalid("tensor data is misaligned"));
         }
         // SAFETY: size and alignment checked; T is a plain number type.
@@ -459,6 +459,41 @@ unsafe extern "C" fn retain_obj<T: Send + Sync + 'static>(ptr: *const c_void) {
 
 unsafe extern "C" fn release_obj<T: Send + Sync + 'static>(ptr: *const c_void) {
     Arc::decrement_strong_count(ptr as *const ObjBox<T>);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A thread-safe handle on the host's progress and cancellation services
+
+/// Progress reporting and cancellation checks that may be used from worker threads (e.g. inside
+/// a rayon loop) while the node executes. Get one with [`Context::host_handle`].
+#[derive(Clone, Copy)]
+pub struct HostHandle<'a> {
+    host: SgHost,
+    _call: core::marker::PhantomData<&'a ()>,
+}
+
+// SAFETY: the ABI requires a host's `progress`, `is_cancelled` and `log` services to be callable
+// from any thread for the duration of `execute` (docs/plugin-abi.md); the lifetime keeps the
+// handle inside that call.
+unsafe impl Send for HostHandle<'_> {}
+unsafe impl Sync for HostHandle<'_> {}
+
+impl HostHandle<'_> {
+    /// True once the run was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        match self.host.is_cancelled {
+            // SAFETY: host service contract.
+            Some(f) => unsafe { f(self.host.ctx) },
+            None => false,
+        }
+    }
+    /// Reports progress in [0, 1].
+    pub fn progress(&self, fraction: f64, message: &str) {
+        if let Some(f) = self.host.progress {
+            // SAFETY: host service contract.
+            unsafe { f(self.host.ctx, fraction, SgStr::from_str(message)) }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -669,7 +704,7 @@ impl<'a> Context<'a> {
         shape: &[usize],
     ) -> Result<&mut [T], NodeError> {
         let bytes = self.output_bytes(name, dtype, shape)?;
-        if (bytes.as_ptr() as usize) % core::mem::align_of::<T>() != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(NodeError::new("host returned misaligned memory"));
         }
         let len = bytes.len() / core::mem::size_of::<T>();
@@ -757,6 +792,13 @@ impl<'a> Context<'a> {
             unsafe { f(self.host.ctx, fraction, SgStr::from_str(message)) }
         }
     }
+    /// A handle on progress and cancellation that worker threads may use during this call.
+    pub fn host_handle(&self) -> HostHandle<'_> {
+        HostHandle {
+            host: self.host,
+            _call: core::marker::PhantomData,
+        }
+    }
     /// True once the run was cancelled; return `Err(NodeError::cancelled())` soon after.
     pub fn is_cancelled(&self) -> bool {
         match self.host.is_cancelled {
@@ -786,6 +828,21 @@ impl<'a> Context<'a> {
             // SAFETY: host service contract; the host copies what it needs.
             unsafe { f(self.host.ctx, image.raw, SgStr::from_str(label)) }
         }
+    }
+    /// Sends an output this node has already filled as a preview (e.g. the image it made).
+    pub fn preview_output(&mut self, output: &str, label: &str) -> NodeResult {
+        let v = *self.output_slot(output)?;
+        if v.kind != SG_VALUE_TENSOR {
+            return Err(NodeError::invalid(format!(
+                "output {output:?} is {}, not a tensor",
+                kind_name(v.kind)
+            )));
+        }
+        if let Some(f) = self.host.emit_preview {
+            // SAFETY: host service contract; the tensor is host memory the node just filled.
+            unsafe { f(self.host.ctx, &v.tensor, SgStr::from_str(label)) }
+        }
+        Ok(())
     }
     /// An extension service struct (`SG_EXT_*`), or null when the host offers none.
     pub fn extension(&self, id: &str) -> *const c_void {

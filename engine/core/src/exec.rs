@@ -842,7 +842,7 @@ fn drop_outputs(outputs: &[SgValue]) {
 
 fn from_c_value(
     v: &SgValue,
-    allocations: &mut Vec<Option<Box<HostTensor>>>,
+    allocations: &mut [Option<Box<HostTensor>>],
     inputs: &[Option<Value>],
 ) -> Result<Value, String> {
     Ok(match v.kind {

@@ -173,6 +173,9 @@ pub struct PluginHost {
     loaded_paths: Vec<PathBuf>,
 }
 
+/// Environment variable with extra plugin directories (separated like `PATH`).
+pub const PLUGIN_PATH_ENV: &str = "STYLEGRAPH_PLUGIN_PATH";
+
 /// True for the platform's shared library extension.
 pub fn is_shared_library(path: &Path) -> bool {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
@@ -196,6 +199,38 @@ pub fn default_plugin_dirs(exe: &Path) -> Vec<(PathBuf, bool)> {
 impl PluginHost {
     pub fn new() -> PluginHost {
         PluginHost::default()
+    }
+
+    /// Finds and loads plugins from, in order: `dirs` (e.g. `--plugins`), the directories in
+    /// `STYLEGRAPH_PLUGIN_PATH` (when `use_env`), and the default locations next to the running
+    /// executable (when `use_defaults`, see [`default_plugin_dirs`]). Explicit and environment
+    /// directories that cannot be read are reported in [`PluginHost::problems`]; a missing
+    /// default location is not a problem. The first plugin with a given id wins; later ones are
+    /// refused with a reason.
+    pub fn discover(dirs: &[PathBuf], use_env: bool, use_defaults: bool) -> PluginHost {
+        let mut host = PluginHost::new();
+        for d in dirs {
+            if d.is_file() {
+                let _ = host.load_file(d);
+            } else {
+                host.load_dir(d, true, false);
+            }
+        }
+        if use_env {
+            if let Some(paths) = std::env::var_os(PLUGIN_PATH_ENV) {
+                for d in std::env::split_paths(&paths).filter(|p| !p.as_os_str().is_empty()) {
+                    host.load_dir(&d, true, false);
+                }
+            }
+        }
+        if use_defaults {
+            if let Ok(exe) = std::env::current_exe() {
+                for (d, stylegraph_only) in default_plugin_dirs(&exe) {
+                    host.load_dir(&d, false, stylegraph_only);
+                }
+            }
+        }
+        host
     }
 
     /// Every node type, by id.
@@ -323,7 +358,10 @@ impl PluginHost {
             });
         }
         let needed = std::mem::size_of::<SgPlugin>() as u32;
-        if size < needed && minor >= SG_ABI_MINOR {
+        // Always true while the minor is 0; it matters once later minors append fields.
+        #[allow(clippy::absurd_extreme_comparisons)]
+        let same_or_newer_minor = minor >= SG_ABI_MINOR;
+        if size < needed && same_or_newer_minor {
             return Err(invalid(format!(
                 "struct_size {size} is smaller than the {needed} bytes of ABI {major}.{minor}"
             )));
@@ -345,6 +383,17 @@ impl PluginHost {
             return Err(invalid("plugin id is empty".into()));
         }
         if let Some(other) = self.plugins.iter().find(|p| p.id == id) {
+            // The same library found twice (e.g. a build directory and its `deps` copy) is not a
+            // problem worth reporting; a different plugin claiming the same id is.
+            // SAFETY: as below, plugin strings are static.
+            let same_version = other.version == unsafe { entry.plugin_version.to_string_lossy() };
+            if same_version && other.path.file_name() == path.file_name() {
+                tracing::debug!(
+                    "{shown}: plugin {id:?} already loaded from {}",
+                    other.path.display()
+                );
+                return Ok(());
+            }
             return Err(PluginLoadError::DuplicatePlugin {
                 path: shown,
                 plugin_id: id,

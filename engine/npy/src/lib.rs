@@ -176,7 +176,12 @@ impl Array {
         let d = &self.data;
         match self.dtype {
             DType::F64 => self.to_f64().unwrap_or_default(),
-            DType::F32 => self.to_f32().unwrap_or_default().into_iter().map(f64::from).collect(),
+            DType::F32 => self
+                .to_f32()
+                .unwrap_or_default()
+                .into_iter()
+                .map(f64::from)
+                .collect(),
             DType::F16 => d
                 .chunks_exact(2)
                 .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])) as f64)
@@ -244,7 +249,12 @@ impl Array {
         let header = std::str::from_utf8(&bytes[header_start..header_end])
             .map_err(|_| NpyError::Format("header is not text".into()))?;
         let descr = dict_value(header, "descr")
-            .and_then(|v| v.trim().strip_prefix('\'')?.strip_suffix('\'').map(str::to_owned))
+            .and_then(|v| {
+                v.trim()
+                    .strip_prefix('\'')?
+                    .strip_suffix('\'')
+                    .map(str::to_owned)
+            })
             .ok_or_else(|| NpyError::Format(format!("no 'descr' in header {header:?}")))?;
         let dtype = DType::from_descr(&descr)
             .ok_or_else(|| NpyError::Unsupported(format!("dtype {descr:?}")))?;
@@ -406,8 +416,8 @@ pub fn parse_npz(bytes: &[u8]) -> Result<BTreeMap<String, Array>, NpyError> {
         let data = bytes
             .get(data_start..data_start.saturating_add(comp_size))
             .ok_or_else(|| NpyError::Zip(format!("entry {name} runs past the end")))?;
-        let array = Array::parse(data)
-            .map_err(|e| NpyError::Format(format!("entry {name}: {e}")))?;
+        let array =
+            Array::parse(data).map_err(|e| NpyError::Format(format!("entry {name}: {e}")))?;
         let key = name.strip_suffix(".npy").unwrap_or(&name).to_owned();
         out.insert(key, array);
         pos += 46 + name_len + extra_len + comment_len;
@@ -442,8 +452,8 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let offset = rest.len() - rest_trim.len();
     let end = if rest_trim.starts_with('(') {
         rest_trim.find(')')? + 1
-    } else if rest_trim.starts_with('\'') {
-        rest_trim[1..].find('\'')? + 2
+    } else if let Some(quoted) = rest_trim.strip_prefix('\'') {
+        quoted.find('\'')? + 2
     } else {
         rest_trim.find([',', '}']).unwrap_or(rest_trim.len())
     };
@@ -514,11 +524,9 @@ mod tests {
         }
         assert!(Array::parse(b"PK\x03\x04 not numpy").is_err());
         // A header claiming an absurd shape must not allocate.
-        let evil = bytes
-            .clone()
-            .into_iter()
-            .collect::<Vec<u8>>();
-        let text = String::from_utf8_lossy(&evil[10..]).replace("(4, 4)", "(99999999999, 99999999999)");
+        let evil = bytes.clone().into_iter().collect::<Vec<u8>>();
+        let text =
+            String::from_utf8_lossy(&evil[10..]).replace("(4, 4)", "(99999999999, 99999999999)");
         let mut forged = evil[..8].to_vec();
         forged.extend_from_slice(&(text.find('\n').unwrap() as u16 + 1).to_le_bytes());
         forged.extend_from_slice(text.as_bytes());

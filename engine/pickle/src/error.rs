@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong while reading a pickle.
+/// Everything that can go wrong while reading a pickle or a torch checkpoint.
 ///
-/// Byte offsets are always positions in the file that was given to the reader (also for the
-/// pickles nested inside tensor storage blobs), so they can be checked with a hex viewer or
-/// Python's `pickletools.dis`.
+/// Every variant names its origin (the file name, or whatever name was given to
+/// [`crate::NetworkPickle::from_bytes`]; for zip checkpoints `archive.pt:prefix/data.pkl`).
+/// Byte offsets are positions in that origin, also for the pickles nested inside legacy
+/// tensor storage blobs, so they can be checked with a hex viewer or `pickletools.dis`.
 #[derive(Debug, thiserror::Error)]
 pub enum PickleError {
     /// The file could not be read.
@@ -19,107 +20,160 @@ pub enum PickleError {
         source: std::io::Error,
     },
 
-    /// An error inside a named file (added by [`crate::read_network_pickle_file`]).
-    #[error("{}: {source}", path.display())]
-    InFile {
-        /// The file.
-        path: PathBuf,
-        /// What went wrong in it.
-        #[source]
-        source: Box<PickleError>,
-    },
-
-    /// The input is not a pickle at all (empty, a zip archive, text...).
-    #[error("not a pickle ({0})")]
-    NotAPickle(String),
-
-    /// An opcode or its argument runs past the end of the data.
-    #[error("truncated: opcode {opcode} at byte {offset} needs {needed} bytes, file has {left} left")]
+    /// An opcode's argument (or other data) runs past the end of the input.
+    #[error("{origin}: byte {offset}: truncated {what} (needs {needed} bytes, {left} left)")]
     Truncated {
-        /// Opcode name (or what was being read).
-        opcode: &'static str,
-        /// Offset of the opcode.
-        offset: usize,
-        /// Bytes the opcode needs after its own byte.
+        /// The file.
+        origin: String,
+        /// Offset of the opcode (or of the structure) that was cut.
+        offset: u64,
+        /// Opcode name, or what was being read.
+        what: String,
+        /// Bytes that were needed.
         needed: u64,
-        /// Bytes that remain.
-        left: usize,
+        /// Bytes that remained.
+        left: u64,
     },
 
     /// A byte that is not a pickle opcode this reader knows.
-    #[error("unknown pickle opcode 0x{byte:02x} at byte {offset}")]
+    #[error("{origin}: byte {offset}: unknown pickle opcode 0x{byte:02x}")]
     UnknownOpcode {
+        /// The file.
+        origin: String,
+        /// Offset of the byte.
+        offset: u64,
         /// The byte.
         byte: u8,
-        /// Its offset.
-        offset: usize,
     },
 
-    /// The opcodes are individually valid but do not form a well-formed pickle
-    /// (stack underflow, missing MARK, undefined memo entry, wrong operand types...).
-    #[error("malformed pickle at byte {offset}: {message}")]
+    /// The data is individually readable but not well formed (stack underflow, missing MARK,
+    /// undefined memo entry, an operand of the wrong type, a bad storage header...).
+    #[error("{origin}: byte {offset}: {message}")]
     Malformed {
-        /// Offset of the opcode that failed.
-        offset: usize,
+        /// The file.
+        origin: String,
+        /// Offset of the opcode or structure that failed.
+        offset: u64,
         /// What was expected.
         message: String,
     },
 
-    /// A safety limit (stack size, memo size, nesting depth...) was exceeded.
-    #[error("limit exceeded at byte {offset}: {message}")]
+    /// A safety limit (stack size, memo size, nesting depth, memory budget...) was exceeded.
+    #[error("{origin}: byte {offset}: limit exceeded: {message}")]
     Limit {
-        /// Offset where the limit was hit.
-        offset: usize,
+        /// The file.
+        origin: String,
+        /// Offset where the limit was hit (0 when it is not tied to a position).
+        offset: u64,
         /// Which limit.
         message: String,
     },
 
-    /// The pickle is valid but does not have the expected network-pickle structure.
-    #[error("not a network pickle: {0}")]
-    NotANetwork(String),
+    /// A valid file that uses a feature this reader does not implement.
+    #[error("{origin}: unsupported: {message}")]
+    Unsupported {
+        /// The file.
+        origin: String,
+        /// What is not supported.
+        message: String,
+    },
 
-    /// The requested network is not in the pickle.
-    #[error("no '{key}' in this pickle (has: {})", if available.is_empty() { "nothing usable".to_string() } else { available.join(", ") })]
-    MissingKey {
-        /// The key asked for.
-        key: String,
-        /// The networks that are present.
+    /// The file is readable but its objects do not have the expected structure
+    /// (not a network pickle, a module without state, a state dict that is not a dict...).
+    #[error("{origin}: {message}")]
+    Structure {
+        /// The file.
+        origin: String,
+        /// What was expected and what was found.
+        message: String,
+    },
+
+    /// The requested network (or object) is not in the file.
+    #[error("{origin}: no '{name}' in this file (has: {})", list_or_nothing(.available))]
+    Missing {
+        /// The file.
+        origin: String,
+        /// The name asked for.
+        name: String,
+        /// What is there instead.
         available: Vec<String>,
     },
 
     /// A tensor or its storage could not be decoded.
-    #[error("tensor '{name}': {message}")]
+    #[error("{origin}: tensor '{name}': {message}")]
     Tensor {
+        /// The file.
+        origin: String,
         /// State-dict name of the tensor.
         name: String,
-        /// What was wrong.
+        /// What is wrong with it.
         message: String,
     },
+}
 
-    /// A feature of the format that this reader does not implement.
-    #[error("unsupported: {0}")]
-    Unsupported(String),
+fn list_or_nothing(names: &[String]) -> String {
+    if names.is_empty() {
+        "nothing usable".to_string()
+    } else {
+        names.join(", ")
+    }
 }
 
 impl PickleError {
-    pub(crate) fn malformed(offset: usize, message: impl Into<String>) -> Self {
+    pub(crate) fn malformed(origin: &str, offset: usize, message: impl Into<String>) -> Self {
         PickleError::Malformed {
-            offset,
+            origin: origin.to_string(),
+            offset: offset as u64,
             message: message.into(),
         }
     }
 
-    pub(crate) fn limit(offset: usize, message: impl Into<String>) -> Self {
+    pub(crate) fn limit(origin: &str, offset: usize, message: impl Into<String>) -> Self {
         PickleError::Limit {
-            offset,
+            origin: origin.to_string(),
+            offset: offset as u64,
             message: message.into(),
         }
     }
 
-    pub(crate) fn tensor(name: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn truncated(
+        origin: &str,
+        offset: usize,
+        what: impl Into<String>,
+        needed: u64,
+        left: usize,
+    ) -> Self {
+        PickleError::Truncated {
+            origin: origin.to_string(),
+            offset: offset as u64,
+            what: what.into(),
+            needed,
+            left: left as u64,
+        }
+    }
+
+    pub(crate) fn structure(origin: &str, message: impl Into<String>) -> Self {
+        PickleError::Structure {
+            origin: origin.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn unsupported(origin: &str, message: impl Into<String>) -> Self {
+        PickleError::Unsupported {
+            origin: origin.to_string(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn tensor(origin: &str, name: &str, message: impl Into<String>) -> Self {
         PickleError::Tensor {
+            origin: origin.to_string(),
             name: name.to_string(),
             message: message.into(),
         }
     }
 }
+
+/// Result alias of this crate.
+pub type Result<T, E = PickleError> = std::result::Result<T, E>;

@@ -1,0 +1,243 @@
+//! StyleGAN3 (T and R) synthesis network.
+//!
+//! `ws [N, num_ws, w_dim]` -> image `[N, img_channels, res, res]`: the input layer uses row 0,
+//! layer `L{i}` row `i + 1`; the last layer is ToRGB and the result is scaled by
+//! `output_scale` (0.25).
+//!
+//! Batches: every sample runs on its own. Upstream normalises the styles of demodulated layers
+//! by their mean square over the whole batch, which (through the 1e-8 epsilon of the
+//! demodulation only) makes an image depend very slightly on the other samples of its batch;
+//! the official tools generate one seed at a time, so normalising per sample makes a batch give
+//! exactly the images of per-seed generation.
+
+pub mod config;
+mod filtered_lrelu;
+pub mod input;
+pub mod layer;
+mod modconv;
+
+pub use config::{InputSpec, LayerSpec, Sg3Config, Sg3Kind, Sg3Schedule};
+pub use input::{user_transform, Sg3Input};
+pub use layer::Sg3Layer;
+
+use crate::mapping::MappingNetwork;
+use crate::model::{Control, Features, ModelError};
+use crate::tensor_map::TensorMap;
+
+/// The SG3 synthesis network.
+#[derive(Clone, Debug)]
+pub struct Sg3Synthesis {
+    config: Sg3Config,
+    schedule: Sg3Schedule,
+    input: Sg3Input,
+    layers: Vec<Sg3Layer>,
+}
+
+impl Sg3Synthesis {
+    /// Builds from `synthesis.*` tensors.
+    pub fn from_tensors(map: &TensorMap, config: &Sg3Config) -> Result<Sg3Synthesis, ModelError> {
+        let schedule = config.schedule()?;
+        let input = Sg3Input::from_tensors(map, &schedule.input, config.w_dim)?;
+        let layers = schedule
+            .layers
+            .iter()
+            .map(|spec| Sg3Layer::from_tensors(map, spec, config.w_dim))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Sg3Synthesis {
+            config: config.clone(),
+            schedule,
+            input,
+            layers,
+        })
+    }
+
+    pub fn config(&self) -> &Sg3Config {
+        &self.config
+    }
+
+    pub fn schedule(&self) -> &Sg3Schedule {
+        &self.schedule
+    }
+
+    /// Rows of ws consumed (input + layers).
+    pub fn num_ws(&self) -> usize {
+        self.config.num_ws()
+    }
+
+    pub fn w_dim(&self) -> usize {
+        self.config.w_dim
+    }
+
+    pub fn img_resolution(&self) -> usize {
+        self.config.img_resolution
+    }
+
+    pub fn img_channels(&self) -> usize {
+        self.config.img_channels
+    }
+
+    /// Upstream layer names, `L0_36_512` .. `L14_1024_3` (the input layer is not included).
+    pub fn layer_names(&self) -> Vec<&str> {
+        self.layers.iter().map(|l| l.spec().name.as_str()).collect()
+    }
+
+    pub fn layers(&self) -> &[Sg3Layer] {
+        &self.layers
+    }
+
+    pub fn input(&self) -> &Sg3Input {
+        &self.input
+    }
+
+    fn check_ws(&self, ws: &[f32], n: usize) -> Result<(), ModelError> {
+        let need = n * self.num_ws() * self.w_dim();
+        if ws.len() != need {
+            return Err(ModelError::Input(format!(
+                "expected ws of shape [{n}, {}, {}] ({need} values), got {} values",
+                self.num_ws(),
+                self.w_dim(),
+                ws.len()
+            )));
+        }
+        Ok(())
+    }
+
+    fn w_row<'a>(&self, ws: &'a [f32], sample: usize, row: usize) -> &'a [f32] {
+        let wd = self.w_dim();
+        let off = (sample * self.num_ws() + row) * wd;
+        &ws[off..off + wd]
+    }
+
+    /// The input layer: `[N, C, size, size]` Fourier features. `transform` replaces the stored
+    /// `synthesis.input.transform` (see [`user_transform`]).
+    pub fn input_forward(
+        &self,
+        ws: &[f32],
+        n: usize,
+        transform: Option<[[f64; 3]; 3]>,
+    ) -> Result<Features, ModelError> {
+        self.check_ws(ws, n)?;
+        let spec = self.input.spec();
+        let mut f = Features::zeros(n, spec.channels, spec.size, spec.size);
+        let len = spec.channels * spec.size * spec.size;
+        for (i, dst) in f.data.chunks_exact_mut(len.max(1)).enumerate().take(n) {
+            self.input
+                .forward_one(self.w_row(ws, i, 0), transform.as_ref(), dst);
+        }
+        Ok(f)
+    }
+
+    /// Layer `i` (0-based, `L{i}`) on features `x [N, Cin, in, in]` with w row `i + 1` of ws.
+    /// Returns the layer's raw output (for the last layer: before the output scale).
+    pub fn layer_forward(
+        &self,
+        i: usize,
+        x: &Features,
+        ws: &[f32],
+    ) -> Result<Features, ModelError> {
+        self.layer_forward_ctl(i, x, ws, &crate::model::NoControl, &mut |_| {})
+    }
+
+    fn layer_forward_ctl(
+        &self,
+        i: usize,
+        x: &Features,
+        ws: &[f32],
+        ctl: &dyn Control,
+        progress: &mut dyn FnMut(f64),
+    ) -> Result<Features, ModelError> {
+        let layer = self.layers.get(i).ok_or_else(|| {
+            ModelError::Input(format!(
+                "layer index {i} is out of range (0..{})",
+                self.layers.len()
+            ))
+        })?;
+        let spec = layer.spec();
+        let n = x.n;
+        self.check_ws(ws, n)?;
+        if x.shape() != [n, spec.in_channels, spec.in_size, spec.in_size] {
+            return Err(ModelError::Input(format!(
+                "layer {} expects features [{n}, {}, {}, {}], got {:?}",
+                spec.name,
+                spec.in_channels,
+                spec.in_size,
+                spec.in_size,
+                x.shape()
+            )));
+        }
+        let mut out = Features::zeros(n, spec.out_channels, spec.out_size, spec.out_size);
+        let out_len = spec.out_channels * spec.out_size * spec.out_size;
+        for s in 0..n {
+            let w = self.w_row(ws, s, i + 1);
+            let dst = &mut out.data[s * out_len..(s + 1) * out_len];
+            layer.forward_one(x.sample(s), w, dst, ctl, &mut |f| {
+                progress((s as f64 + f) / n as f64)
+            })?;
+        }
+        Ok(out)
+    }
+
+    /// `x · output_scale`: turns the last layer's output into the image.
+    pub fn apply_output_scale(&self, mut x: Features) -> Features {
+        let scale = self.schedule.output_scale as f32;
+        if scale != 1.0 {
+            for v in &mut x.data {
+                *v *= scale;
+            }
+        }
+        x
+    }
+
+    /// ws `[N, num_ws, w_dim]` -> image `[N, img_channels, res, res]` (nominal range [−1, 1]).
+    /// Reports progress and checks cancellation between bands of rows.
+    pub fn forward(
+        &self,
+        ws: &[f32],
+        n: usize,
+        transform: Option<[[f64; 3]; 3]>,
+        ctl: &dyn Control,
+    ) -> Result<Vec<f32>, ModelError> {
+        self.check_ws(ws, n)?;
+        let res = self.img_resolution();
+        let img_len = self.img_channels() * res * res;
+        let mut image = Vec::with_capacity(n * img_len);
+        let costs: Vec<f64> = self.layers.iter().map(|l| l.cost()).collect();
+        let total: f64 = costs.iter().sum::<f64>() * n as f64;
+        let mut done = 0.0f64;
+        for s in 0..n {
+            if ctl.is_cancelled() {
+                return Err(ModelError::Cancelled);
+            }
+            let one_ws =
+                &ws[s * self.num_ws() * self.w_dim()..(s + 1) * self.num_ws() * self.w_dim()];
+            let mut x = self.input_forward(one_ws, 1, transform)?;
+            for (i, cost) in costs.iter().enumerate() {
+                let before = done;
+                x = self.layer_forward_ctl(i, &x, one_ws, ctl, &mut |f| {
+                    ctl.progress((before + f * cost) / total)
+                })?;
+                done += cost;
+            }
+            image.extend_from_slice(&self.apply_output_scale(x).data);
+        }
+        ctl.progress(1.0);
+        Ok(image)
+    }
+}
+
+/// A whole SG3 generator: mapping + synthesis.
+#[derive(Clone, Debug)]
+pub struct Sg3Generator {
+    pub mapping: MappingNetwork,
+    pub synthesis: Sg3Synthesis,
+}
+
+impl Sg3Generator {
+    /// Builds both networks from a state dict (upstream names `mapping.*`, `synthesis.*`).
+    pub fn from_tensors(map: &TensorMap, config: &Sg3Config) -> Result<Sg3Generator, ModelError> {
+        Ok(Sg3Generator {
+            mapping: MappingNetwork::from_tensors(map, &config.mapping_config())?,
+            synthesis: Sg3Synthesis::from_tensors(map, config)?,
+        })
+    }
+}
