@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! cargo run -p stylegraph-editor --example screenshots            # the editor's test graph
-//! cargo run -p stylegraph-editor --example screenshots -- GRAPH.ron PLUGIN_DIR [NODE]
+//! cargo run -p stylegraph-editor --example screenshots -- GRAPH.ron PLUGIN_DIR [NODE] [--no-run]
 //! ```
 //!
 //! With a graph and a plugin directory (e.g. `target/debug`), the real plugins are loaded and
-//! NODE (default: the last node) is shown in the inspector. The PNGs go to `docs/images/`.
+//! NODE (default: the last node) is shown in the inspector. The PNGs go to `docs/images/`
+//! (`editor-overview.png`, and `editor-features.png` when a node outputs feature maps); with
+//! `--no-run` the graph is only laid out (`editor-layout.png`).
 
 use egui::Vec2;
 use egui_kittest::Harness;
@@ -40,7 +42,9 @@ fn wait_idle(h: &mut Harness<'_, EditorApp>) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let no_run = args.iter().any(|a| a == "--no-run");
+    args.retain(|a| a != "--no-run");
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let (graph_path, host, focus) = match args.as_slice() {
         [graph, plugins, rest @ ..] => {
@@ -72,6 +76,8 @@ fn main() {
         session: SessionConfig::default(),
     };
     let mut app = EditorApp::new(Arc::new(host), options);
+    // Run times depend on the machine; the pictures should not.
+    app.set_show_timings(false);
     app.load_graph(&graph, Some(graph_path.clone()));
     let mut h = Harness::builder()
         .with_size(Vec2::new(1600.0, 900.0))
@@ -80,11 +86,18 @@ fn main() {
     let _ = h.try_run();
     let out = manifest.join("../docs/images");
     std::fs::create_dir_all(&out).expect("docs/images");
-    h.state_mut().run();
-    wait_idle(&mut h);
     if let Some(id) = &focus {
         h.state_mut().select(id);
     }
+    if no_run {
+        let _ = h.try_run();
+        save(&mut h, &out, "editor-layout.png");
+        return;
+    }
+    h.state_mut().run();
+    wait_idle(&mut h);
+    // Nodes grew with their thumbnails: fit the view again.
+    h.state_mut().fit_view();
     let _ = h.try_run();
     save(&mut h, &out, "editor-overview.png");
     // A node with feature maps, if any, in the feature viewer.

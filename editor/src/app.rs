@@ -147,6 +147,8 @@ pub struct EditorApp {
     show_timings: bool,
     /// Live mode as of the last frame (switching it on runs at once).
     was_live: bool,
+    /// Param widgets on the nodes too (off: only in the inspector, nodes stay compact).
+    params_on_nodes: bool,
 }
 
 fn fmt_bytes(b: usize) -> String {
@@ -241,6 +243,7 @@ impl EditorApp {
             threads: options.session.threads,
             show_timings: true,
             was_live: false,
+            params_on_nodes: false,
         }
     }
 
@@ -327,6 +330,10 @@ impl EditorApp {
     /// screenshots).
     pub fn set_show_timings(&mut self, show: bool) {
         self.show_timings = show;
+    }
+    /// Shows param widgets on the nodes as well as in the inspector.
+    pub fn set_params_on_nodes(&mut self, on: bool) {
+        self.params_on_nodes = on;
     }
     /// Asks the canvas to show all nodes on the next frame.
     pub fn fit_view(&mut self) {
@@ -836,6 +843,8 @@ impl EditorApp {
             if ui.button("Fit").on_hover_text("show all nodes").clicked() {
                 self.fit_frames = FIT_FRAMES;
             }
+            ui.checkbox(&mut self.params_on_nodes, "Params on nodes")
+                .on_hover_text("edit params on the canvas too (nodes get larger)");
         });
     }
 
@@ -940,7 +949,9 @@ impl EditorApp {
                             }
                             let line = palette::first_line(&t.doc);
                             if !line.is_empty() {
-                                ui.label(RichText::new(line).small().weak());
+                                ui.add(
+                                    egui::Label::new(RichText::new(line).small().weak()).truncate(),
+                                );
                             }
                         }
                     });
@@ -1041,6 +1052,7 @@ impl EditorApp {
             fit_to,
             menu_query: &mut self.menu_query,
             show_timings: self.show_timings,
+            params_on_nodes: self.params_on_nodes,
             node_rects: &self.node_rects,
             new_node_rects: HashMap::new(),
         };

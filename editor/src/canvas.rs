@@ -21,7 +21,7 @@ use stylegraph_core::plugin::PluginHost;
 use stylegraph_core::types::PortType;
 
 /// Largest side of a thumbnail on the canvas, in points.
-pub const THUMB_SIZE: f32 = 128.0;
+pub const THUMB_SIZE: f32 = 112.0;
 
 /// Where pins were drawn this frame, in canvas (graph) coordinates.
 #[derive(Default, Debug)]
@@ -184,6 +184,8 @@ pub struct CanvasViewer<'a> {
     pub menu_query: &'a mut String,
     /// Show run times on nodes (off for reproducible screenshots).
     pub show_timings: bool,
+    /// Show param widgets in node bodies (else only in the inspector, keeping nodes compact).
+    pub params_on_nodes: bool,
     /// Node rectangles of the previous frame (canvas coordinates), for fitting the view.
     pub node_rects: &'a HashMap<NodeId, Rect>,
     /// Node rectangles drawn this frame.
@@ -394,6 +396,9 @@ impl SnarlViewer<EdNode> for CanvasViewer<'_> {
     }
 
     fn has_body(&mut self, node: &EdNode) -> bool {
+        if !self.params_on_nodes {
+            return false;
+        }
         !node.params.is_empty()
             || self
                 .host

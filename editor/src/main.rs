@@ -3,7 +3,7 @@
 use clap::Parser;
 use std::path::PathBuf;
 use std::sync::Arc;
-use stylegraph_core::plugin::{default_plugin_dirs, PluginHost};
+use stylegraph_core::plugin::PluginHost;
 use stylegraph_editor::{EditorApp, EditorOptions};
 
 /// The Stylegraph node editor: edit and run the RON graphs the `stylegraph` CLI runs.
@@ -12,10 +12,10 @@ use stylegraph_editor::{EditorApp, EditorOptions};
 struct Args {
     /// A graph file to open.
     graph: Option<PathBuf>,
-    /// Also load the plugins in this directory (repeatable).
-    #[arg(long = "plugin-dir", value_name = "DIR")]
+    /// Also load the plugins in this directory, or this plugin file (repeatable).
+    #[arg(long = "plugins", value_name = "DIR", alias = "plugin-dir")]
     plugin_dirs: Vec<PathBuf>,
-    /// Do not look for plugins next to the executable.
+    /// Do not load plugins from STYLEGRAPH_PLUGIN_PATH or next to the executable.
     #[arg(long)]
     no_default_plugins: bool,
     /// Upper bound of memory the output cache holds, in MiB.
@@ -34,17 +34,13 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
 
-    let mut host = PluginHost::new();
-    if !args.no_default_plugins {
-        if let Ok(exe) = std::env::current_exe() {
-            for (dir, stylegraph_only) in default_plugin_dirs(&exe) {
-                host.load_dir(&dir, false, stylegraph_only);
-            }
-        }
-    }
-    for dir in &args.plugin_dirs {
-        host.load_dir(dir, true, false);
-    }
+    // The same plugin search as the CLI: explicit directories, STYLEGRAPH_PLUGIN_PATH, then
+    // the default locations next to the executable.
+    let host = PluginHost::discover(
+        &args.plugin_dirs,
+        !args.no_default_plugins,
+        !args.no_default_plugins,
+    );
     for p in host.problems() {
         eprintln!("stylegraph-editor: {p}");
     }

@@ -19,7 +19,7 @@ fn help_works_without_a_display() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("Usage: stylegraph-editor"), "{text}");
-    assert!(text.contains("--plugin-dir"), "{text}");
+    assert!(text.contains("--plugins"), "{text}");
 }
 
 #[test]

@@ -78,7 +78,15 @@ fn param(h: &Harness<'_, EditorApp>, node: &str, name: &str) -> Option<ParamValu
 
 #[test]
 fn shows_the_graph_and_refuses_an_incompatible_wire_with_the_reason() {
-    let mut h = harness(app_with(&common::load("explore.ron")));
+    let mut app = app_with(&common::load("explore.ron"));
+    // Param widgets on the nodes, as well as in the inspector.
+    app.set_params_on_nodes(true);
+    let mut h = harness(app);
+    assert_eq!(
+        h.query_all_by_label("mode").count(),
+        1,
+        "on the gradient node"
+    );
     // Each node's title: once in the palette, once on the canvas.
     for title in ["Gradient", "Features", "Latent", "Histogram"] {
         assert_eq!(h.query_all_by_label(title).count(), 2, "{title}");
@@ -138,8 +146,8 @@ fn param_widgets_change_the_graph_and_undo_restores_it() {
     };
     assert_eq!(param(&h, "gradient", "seed"), Some(ParamValue::Int(s + 1)));
 
-    // An enum param through its menu (on the node and in the inspector; either will do).
-    assert_eq!(h.query_all_by_label("mode").count(), 2);
+    // An enum param through its menu (in the inspector; nodes show no params by default).
+    assert_eq!(h.query_all_by_label("mode").count(), 1);
     h.get_all_by_label("mode").next().unwrap().click_accesskit();
     settle(&mut h);
     h.get_by_label("gray").click_accesskit();
