@@ -6,7 +6,6 @@
 //! taps. The arithmetic lives in `stylegraph-kernels` and matches the official implementation
 //! (see the parity tests there).
 
-pub mod builtin;
 pub mod model;
 
 use model::{load_model, load_tensors, Model, DEFAULT_MODEL};
