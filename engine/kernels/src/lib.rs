@@ -3,6 +3,7 @@
 //! This crate never sees the plugin ABI: plugins call into it with plain slices. Everything is
 //! f32 on the CPU for now; the GPU backends will reuse the same structure.
 
+pub mod default_init;
 pub mod fc;
 pub mod filter_design;
 pub(crate) mod gemm;
