@@ -1,12 +1,13 @@
 //! Renders images with the built-in seeded SG3 generator and reports the time per image.
 //!
-//! `cargo run --release -p stylegraph-kernels --example sg3_default -- [t|r] RES SEEDS [OUT_DIR] [INIT_SEED]`
+//! `cargo run --release -p stylegraph-kernels --example sg3_default -- [t|r] RES SEEDS [OUT_DIR] [INIT_SEED] [official]`
 //! e.g. `... -- t 256 0,1,2 /tmp/sg3` writes `seed0000.ppm`...; without OUT_DIR only times.
 //! Used for the peak-RSS measurement in the report (`/usr/bin/time -v`).
 
 use std::time::Instant;
 
-use stylegraph_kernels::default_init::default_sg3;
+use stylegraph_kernels::default_init::{sg3_state_dict, InitTuning};
+use stylegraph_kernels::sg3::Sg3Generator;
 use stylegraph_kernels::sg3::{Sg3Config, Sg3Kind};
 use stylegraph_kernels::NoControl;
 
@@ -27,10 +28,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter(|s| !s.is_empty() && *s != "-")
         .map(std::path::PathBuf::from);
     let init_seed: u32 = args.get(4).map(|s| s.parse()).transpose()?.unwrap_or(0);
+    // `official` as 6th argument: the untuned official initialisation.
+    let tuning = match args.get(5).map(String::as_str) {
+        Some("official") => InitTuning::official(),
+        _ => InitTuning::default(),
+    };
 
     let cfg = Sg3Config::official(kind, res);
     let t0 = Instant::now();
-    let (g, _) = default_sg3(&cfg, init_seed)?;
+    let g = Sg3Generator::from_tensors(&sg3_state_dict(&cfg, init_seed, &tuning)?, &cfg)?;
     eprintln!("init {:?}: {:.2} s", kind, t0.elapsed().as_secs_f64());
     for seed in seeds {
         let z = stylegraph_rng::z_from_seed(seed, cfg.z_dim);

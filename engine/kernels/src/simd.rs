@@ -85,48 +85,54 @@ macro_rules! dispatch_fma {
 }
 pub(crate) use dispatch_fma;
 
-/// Most taps [`weighted_sum`] accepts (longer filters fall back to repeated calls).
-pub(crate) const MAX_TAPS: usize = 32;
+/// Longest filter the resampling kernels handle (checked when a layer is built).
+pub(crate) const MAX_TAPS: usize = 64;
 
 /// `out[i] = (ACC ? out[i] : 0) + Σ_t taps[t] · srcs[t][i]` for `i < out.len()`, taps added in
-/// order. One pass over `out`, 16 lanes at a time so LLVM keeps the accumulators in registers.
-/// Every `srcs[t]` must be at least `out.len()` long.
+/// order. Taps go in groups of four per pass over `out` (a loop shape LLVM vectorises; rows
+/// stay in L1). Every `srcs[t]` must be at least `out.len()` long.
 #[inline(always)]
 pub(crate) fn weighted_sum<const FMA: bool, const ACC: bool>(
     out: &mut [f32],
     srcs: &[&[f32]],
     taps: &[f32],
 ) {
-    const L: usize = 16;
     let n = out.len();
     let k = srcs.len().min(taps.len());
-    if k > MAX_TAPS {
-        let (first, rest) = (k / 2, k - k / 2);
-        weighted_sum::<FMA, ACC>(out, &srcs[..first], &taps[..first]);
-        weighted_sum::<FMA, true>(out, &srcs[first..first + rest], &taps[first..first + rest]);
-        return;
+    if !ACC {
+        out.fill(0.0);
     }
-    let blocks = n / L;
-    for b in 0..blocks {
-        let i = b * L;
-        let mut acc = [0.0f32; L];
-        if ACC {
-            acc.copy_from_slice(&out[i..i + L]);
+    let mut t = 0;
+    while t + 4 <= k {
+        let (a, b, c, d) = (
+            &srcs[t][..n],
+            &srcs[t + 1][..n],
+            &srcs[t + 2][..n],
+            &srcs[t + 3][..n],
+        );
+        let (ta, tb, tc, td) = (taps[t], taps[t + 1], taps[t + 2], taps[t + 3]);
+        for i in 0..n {
+            let acc = madd::<FMA>(out[i], ta, a[i]);
+            let acc = madd::<FMA>(acc, tb, b[i]);
+            let acc = madd::<FMA>(acc, tc, c[i]);
+            out[i] = madd::<FMA>(acc, td, d[i]);
         }
-        for t in 0..k {
-            let tap = taps[t];
-            let src = &srcs[t][i..i + L];
-            for l in 0..L {
-                acc[l] = madd::<FMA>(acc[l], tap, src[l]);
-            }
-        }
-        out[i..i + L].copy_from_slice(&acc);
+        t += 4;
     }
-    for i in blocks * L..n {
-        let mut acc = if ACC { out[i] } else { 0.0 };
-        for t in 0..k {
-            acc = madd::<FMA>(acc, taps[t], srcs[t][i]);
+    if t + 2 <= k {
+        let (a, b) = (&srcs[t][..n], &srcs[t + 1][..n]);
+        let (ta, tb) = (taps[t], taps[t + 1]);
+        for i in 0..n {
+            let acc = madd::<FMA>(out[i], ta, a[i]);
+            out[i] = madd::<FMA>(acc, tb, b[i]);
         }
-        out[i] = acc;
+        t += 2;
+    }
+    if t < k {
+        let a = &srcs[t][..n];
+        let ta = taps[t];
+        for i in 0..n {
+            out[i] = madd::<FMA>(out[i], ta, a[i]);
+        }
     }
 }

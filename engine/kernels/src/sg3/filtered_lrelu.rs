@@ -300,32 +300,32 @@ fn channel_band_impl<const FMA: bool>(
         }
         weighted_sum::<FMA, false>(row, &srcs[..k], &taps[..k]);
         let mut srcs: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
-        // nonlinearity fused with the split into D phases (so each down tap is contiguous)
+        // nonlinearity, then the split into D phases (so each down tap is contiguous)
         let (slope, gain, clamp) = (act.slope, act.gain, act.clamp.unwrap_or(f32::INFINITY));
         let f = |v: f32| -> f32 {
             let v = if v < 0.0 { v * slope } else { v };
             (v * gain).clamp(-clamp, clamp)
         };
+        for v in row.iter_mut() {
+            *v = f(*v);
+        }
+        let row: &[f32] = row;
         let phases: &[f32] = match dn {
-            1 => {
-                for v in row.iter_mut() {
-                    *v = f(*v);
-                }
-                row
-            }
+            1 => row,
             2 => {
                 let (e, o) = down_phases.split_at_mut(ph_len);
-                for (j, pair) in row.chunks(2).enumerate() {
-                    e[j] = f(pair[0]);
-                    if let Some(&v) = pair.get(1) {
-                        o[j] = f(v);
-                    }
+                for ((pair, ev), ov) in row.chunks_exact(2).zip(e.iter_mut()).zip(o.iter_mut()) {
+                    *ev = pair[0];
+                    *ov = pair[1];
+                }
+                if w_tmp % 2 == 1 {
+                    e[w_tmp / 2] = row[w_tmp - 1];
                 }
                 down_phases
             }
             _ => {
                 for (x, &v) in row.iter().enumerate() {
-                    down_phases[(x % dn) * ph_len + x / dn] = f(v);
+                    down_phases[(x % dn) * ph_len + x / dn] = v;
                 }
                 down_phases
             }

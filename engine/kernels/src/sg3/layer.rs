@@ -38,6 +38,14 @@ impl Sg3Layer {
         w_dim: usize,
     ) -> Result<Sg3Layer, ModelError> {
         let p = format!("synthesis.{}", spec.name);
+        if spec.up_taps.max(spec.down_taps) > crate::simd::MAX_TAPS {
+            return Err(ModelError::Config(format!(
+                "{p}: filters of {} / {} taps are longer than the supported {}",
+                spec.up_taps,
+                spec.down_taps,
+                crate::simd::MAX_TAPS
+            )));
+        }
         let (cin, cout, k) = (spec.in_channels, spec.out_channels, spec.conv_kernel);
         let affine = FullyConnected::from_tensors(
             map,
