@@ -266,6 +266,11 @@ pub fn sg3_state_dict(
         map.insert(name, shape, data);
     }
     if tuning.calibrate {
+        tracing::debug!(
+            seed,
+            resolution = cfg.img_resolution,
+            "calibrating the default SG3 init"
+        );
         calibrate(&mut map, cfg, tuning.image_std)?;
     }
     Ok(map)

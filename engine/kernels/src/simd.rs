@@ -59,13 +59,16 @@ pub(crate) fn has_avx512() -> bool {
 /// `#[inline(always)]` so it is compiled into each instantiation.
 macro_rules! dispatch_fma {
     ($vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
+                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
                     $body::<true>($($arg),*)
                 }
+                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
                 unsafe fn fast512($($arg: $ty),*) $(-> $ret)? {
                     $body::<true>($($arg),*)
@@ -99,10 +102,15 @@ pub(crate) fn weighted_sum<const FMA: bool, const ACC: bool>(
 ) {
     let n = out.len();
     let k = srcs.len().min(taps.len());
-    if !ACC {
-        out.fill(0.0);
-    }
     let mut t = 0;
+    // Without ACC the first group writes `out` instead of accumulating (fma(a, b, 0) == a·b).
+    let mut fresh = !ACC;
+    if k == 0 {
+        if fresh {
+            out.fill(0.0);
+        }
+        return;
+    }
     while t + 4 <= k {
         let (a, b, c, d) = (
             &srcs[t][..n],
@@ -111,28 +119,81 @@ pub(crate) fn weighted_sum<const FMA: bool, const ACC: bool>(
             &srcs[t + 3][..n],
         );
         let (ta, tb, tc, td) = (taps[t], taps[t + 1], taps[t + 2], taps[t + 3]);
-        for i in 0..n {
-            let acc = madd::<FMA>(out[i], ta, a[i]);
-            let acc = madd::<FMA>(acc, tb, b[i]);
-            let acc = madd::<FMA>(acc, tc, c[i]);
-            out[i] = madd::<FMA>(acc, td, d[i]);
+        if fresh {
+            for i in 0..n {
+                let acc = madd::<FMA>(ta * a[i], tb, b[i]);
+                let acc = madd::<FMA>(acc, tc, c[i]);
+                out[i] = madd::<FMA>(acc, td, d[i]);
+            }
+        } else {
+            for i in 0..n {
+                let acc = madd::<FMA>(out[i], ta, a[i]);
+                let acc = madd::<FMA>(acc, tb, b[i]);
+                let acc = madd::<FMA>(acc, tc, c[i]);
+                out[i] = madd::<FMA>(acc, td, d[i]);
+            }
         }
+        fresh = false;
         t += 4;
     }
     if t + 2 <= k {
         let (a, b) = (&srcs[t][..n], &srcs[t + 1][..n]);
         let (ta, tb) = (taps[t], taps[t + 1]);
-        for i in 0..n {
-            let acc = madd::<FMA>(out[i], ta, a[i]);
-            out[i] = madd::<FMA>(acc, tb, b[i]);
+        if fresh {
+            for i in 0..n {
+                out[i] = madd::<FMA>(ta * a[i], tb, b[i]);
+            }
+        } else {
+            for i in 0..n {
+                let acc = madd::<FMA>(out[i], ta, a[i]);
+                out[i] = madd::<FMA>(acc, tb, b[i]);
+            }
         }
+        fresh = false;
         t += 2;
     }
     if t < k {
         let a = &srcs[t][..n];
         let ta = taps[t];
-        for i in 0..n {
-            out[i] = madd::<FMA>(out[i], ta, a[i]);
+        if fresh {
+            for i in 0..n {
+                out[i] = ta * a[i];
+            }
+        } else {
+            for i in 0..n {
+                out[i] = madd::<FMA>(out[i], ta, a[i]);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_sum_matches_definition() {
+        let rows: Vec<Vec<f32>> = (0..7)
+            .map(|r| {
+                (0..37)
+                    .map(|i| (i * 7 + r * 3) as f32 * 0.125 - 2.0)
+                    .collect()
+            })
+            .collect();
+        let taps = [0.5f32, -1.25, 2.0, 0.75, -0.5, 1.5, 0.25];
+        for k in 0..=7 {
+            let srcs: Vec<&[f32]> = rows[..k].iter().map(|r| r.as_slice()).collect();
+            let expect: Vec<f32> = (0..37)
+                .map(|i| (0..k).map(|t| taps[t] * rows[t][i]).sum::<f32>())
+                .collect();
+            let mut out = vec![9.0f32; 37];
+            weighted_sum::<false, false>(&mut out, &srcs, &taps[..k]);
+            assert_eq!(out, expect, "k={k}");
+            let mut acc = vec![1.0f32; 37];
+            weighted_sum::<true, true>(&mut acc, &srcs, &taps[..k]);
+            for (a, e) in acc.iter().zip(&expect) {
+                assert!((a - (e + 1.0)).abs() < 1e-5, "k={k}");
+            }
         }
     }
 }

@@ -171,6 +171,7 @@ impl Resampler {
 
     /// Output rows `[oy0, oy1)` of one channel. `conv` holds the channel's conv rows
     /// `[conv_r0, ..)`, `n_in_x` wide; `out` receives `(oy1 − oy0) · n_out_x` values.
+    #[allow(clippy::too_many_arguments)]
     pub fn channel_band(
         &self,
         conv: &[f32],
@@ -440,7 +441,7 @@ mod tests {
                 .map(|row| reference_lin(row, up, fu_taps, lo, hi))
                 .collect();
             let w_tmp = up_x[0].len();
-            let mut t = vec![vec![0.0f32; w_tmp]; 0];
+            let mut t: Vec<Vec<f32>> = Vec::new();
             for x in 0..w_tmp {
                 let col: Vec<f32> = up_x.iter().map(|r| r[x]).collect();
                 let c = reference_lin(&col, up, fu_taps, lo, hi);

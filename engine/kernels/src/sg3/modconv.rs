@@ -138,6 +138,7 @@ fn force_im2col() -> bool {
 /// Computes output rows `[r0, r1)` of the convolution of `x [cin, h, w]` with the prepared
 /// weights into `dst`: channel `c`, row `r` lands at `dst[c * dst_channel_stride +
 /// (r − r0) * out_w ..][..out_w]`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_rows(
     shape: ConvShape,
     x: &[f32],
