@@ -15,6 +15,7 @@ mod filtered_lrelu;
 pub mod input;
 pub mod layer;
 mod modconv;
+mod winograd;
 
 pub use config::{InputSpec, LayerSpec, Sg3Config, Sg3Kind, Sg3Schedule};
 pub use input::{user_transform, Sg3Input};
