@@ -276,19 +276,22 @@ pub fn sg3_state_dict(
     Ok(map)
 }
 
+/// Seeds whose latents calibrate the tuned init.
+const CALIBRATION_SEEDS: u32 = 16;
+
 /// Sets each layer's `magnitude_ema` to the mean square of its input for one fixed latent,
 /// layer by layer, as a converged EMA would be; then calibrates ToRGB.
 fn calibrate(map: &mut TensorMap, cfg: &Sg3Config, image_std: f32) -> Result<(), ModelError> {
     let mapping = MappingNetwork::from_tensors(map, &cfg.mapping_config())?;
-    // A fixed z of unit second moment (alternating ±1).
-    let z: Vec<f64> = (0..cfg.z_dim)
-        .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
-        .collect();
+    // The calibration latent: a typical one (seed 0's). The mean of many w would be the
+    // natural centre, but its features are less active than any real seed's, which left
+    // every image with the same colour cast.
     let c = if cfg.c_dim > 0 {
         Some(vec![0.0f32; cfg.c_dim])
     } else {
         None
     };
+    let z = stylegraph_rng::z_from_seed(0, cfg.z_dim);
     let ws = mapping.map(&z, c.as_deref(), 1, 1.0, None)?;
     let sched = cfg.schedule()?;
     let input = Sg3Input::from_tensors(map, &sched.input, cfg.w_dim)?;
@@ -330,8 +333,8 @@ fn calibrate(map: &mut TensorMap, cfg: &Sg3Config, image_std: f32) -> Result<(),
 
 /// Scales ToRGB's weights so its output has RMS `image_std` (image units) around each
 /// channel's mean, and shifts its biases so those means move to the tint already in the bias.
-/// Statistics over the styles of 16 seeds (the cheap 1×1 ToRGB only; its input is the
-/// calibration latent's features): most of the colour differences between seeds come from
+/// Statistics over the styles of the calibration seeds (the cheap 1×1 ToRGB only; its input is
+/// the calibration latent's features): most of the colour differences between seeds come from
 /// ToRGB's style modulation, so this bounds contrast and clipping for typical seeds.
 #[allow(clippy::too_many_arguments)]
 fn calibrate_torgb(
@@ -344,7 +347,6 @@ fn calibrate_torgb(
     output_scale: f64,
     image_std: f32,
 ) -> Result<(), ModelError> {
-    const SEEDS: u32 = 16;
     let bias_name = format!("synthesis.{}.bias", spec.name);
     let weight_name = format!("synthesis.{}.weight", spec.name);
     let bias = map.get(&bias_name)?.data.clone();
@@ -358,7 +360,7 @@ fn calibrate_torgb(
     } else {
         None
     };
-    for seed in 0..SEEDS {
+    for seed in 0..CALIBRATION_SEEDS {
         let z = stylegraph_rng::z_from_seed(seed, cfg.z_dim);
         let w = mapping.forward(&z, c.as_deref(), 1)?;
         layer.forward_one(x, &w, &mut out, &NoControl, &mut |_| {})?;
@@ -374,7 +376,7 @@ fn calibrate_torgb(
             }
         }
     }
-    let count = (SEEDS as usize * plane).max(1) as f64;
+    let count = (CALIBRATION_SEEDS as usize * plane).max(1) as f64;
     let means: Vec<f64> = sum.iter().map(|s| s / count).collect();
     let var = sum_sq
         .iter()
