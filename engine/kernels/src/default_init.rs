@@ -10,10 +10,12 @@
 //! * the input affine gets small random weights (official: 0), so each seed also picks its own
 //!   rotation/translation of the Fourier features;
 //! * `magnitude_ema` of every layer is calibrated, like the EMA that training maintains: one
-//!   forward pass of a fixed latent measures each layer's input mean square;
-//! * the same pass rescales ToRGB so that image has a set contrast and no colour cast (its
-//!   biases centre each channel); seeds then differ in colour through their styles, plus a
-//!   small random tint.
+//!   forward pass of a typical latent (seed 0's) measures each layer's input mean square;
+//! * ToRGB is rescaled so its output over the styles of 16 seeds has a set contrast
+//!   (`image_std`) and no colour cast (its biases centre each channel), plus a small random
+//!   tint; seeds then differ in colour through their styles.
+//!
+//! Cost: one synthesis forward pass on top of drawing the weights (a few seconds at 1024 px).
 //!
 //! Random numbers: every tensor draws from its own `stylegraph_rng::RandomState` seeded from
 //! (seed, tensor index), so tensors can be generated in parallel and the result does not
@@ -40,8 +42,7 @@ pub struct InitTuning {
     pub image_std: f32,
     /// Std of a random tint added to the ToRGB biases (official 0).
     pub torgb_bias_std: f32,
-    /// Std of ToRGB's style affine weights (official 1). Smaller keeps seeds' colour shifts
-    /// from saturating the image.
+    /// Std of ToRGB's style affine weights (official 1): how strongly seeds differ in colour.
     pub torgb_affine_std: f32,
 }
 
