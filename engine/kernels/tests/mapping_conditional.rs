@@ -50,7 +50,10 @@ fn labels_are_embedded_normalised_and_concatenated_after_z() {
     map.insert("mapping.w_avg", vec![w_dim], vec![0.0; w_dim]);
 
     let cfg = MappingConfig::infer(&map, 3).expect("config from tensors");
-    assert_eq!((cfg.z_dim, cfg.c_dim, cfg.w_dim, cfg.embed_features), (z_dim, c_dim, w_dim, embed));
+    assert_eq!(
+        (cfg.z_dim, cfg.c_dim, cfg.w_dim, cfg.embed_features),
+        (z_dim, c_dim, w_dim, embed)
+    );
     let net = MappingNetwork::from_tensors(&map, &cfg).expect("network");
 
     let z: Vec<f64> = (0..z_dim).map(|i| (i as f64 - 2.5) * 0.7).collect();
@@ -65,7 +68,10 @@ fn labels_are_embedded_normalised_and_concatenated_after_z() {
         let h = fc(&x, &w0, &b0, w_dim, 0.01, true);
         let want = fc(&h, &w1, &b1, w_dim, 0.01, true);
         for (g, w) in got.iter().zip(&want) {
-            assert!((*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "class {class}: {got:?} vs {want:?}");
+            assert!(
+                (*g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()),
+                "class {class}: {got:?} vs {want:?}"
+            );
         }
     }
     // A conditional network refuses to run without labels, and checks their shape.
