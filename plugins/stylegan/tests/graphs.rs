@@ -308,7 +308,11 @@ fn conditional_model(dir: &Path) -> PathBuf {
     let (c_dim, w_dim) = (4usize, 512usize);
     let mut rs = stylegraph_rng::RandomState::new(5);
     let mut rand = |n: usize| -> Vec<f32> { (0..n).map(|_| rs.next_gauss() as f32).collect() };
-    map.insert("mapping.embed.weight", vec![w_dim, c_dim], rand(w_dim * c_dim));
+    map.insert(
+        "mapping.embed.weight",
+        vec![w_dim, c_dim],
+        rand(w_dim * c_dim),
+    );
     map.insert("mapping.embed.bias", vec![w_dim], rand(w_dim));
     let fc0 = map.get("mapping.fc0.weight").expect("fc0").clone();
     let out = fc0.shape[0];
@@ -322,7 +326,13 @@ fn conditional_model(dir: &Path) -> PathBuf {
     let path = dir.join("conditional.safetensors");
     let kwargs = serde_json::json!({"c_dim": c_dim, "z_dim": 512, "w_dim": w_dim, "img_resolution": 64,
         "channel_base": 2048, "channel_max": 64, "mapping_kwargs": {"num_layers": 2}});
-    write_safetensors(&map, &kwargs, stylegraph_kernels::Architecture::StyleGan3T, &path).expect("write");
+    write_safetensors(
+        &map,
+        &kwargs,
+        stylegraph_kernels::Architecture::StyleGan3T,
+        &path,
+    )
+    .expect("write");
     path
 }
 
@@ -331,28 +341,60 @@ fn conditional_models_take_a_class() {
     let dir = tempfile::tempdir().expect("tempdir");
     let model = conditional_model(dir.path());
     let mut g = front(&model, 1.0);
-    g.node_mut("map").expect("map").params.insert("class_index".into(), ParamValue::Int(2));
-    g.nodes.push(node("map_none", "stylegan.mapping", &[], &[("generator", "load.generator".into()), ("z", "z.z".into())]));
+    g.node_mut("map")
+        .expect("map")
+        .params
+        .insert("class_index".into(), ParamValue::Int(2));
+    g.nodes.push(node(
+        "map_none",
+        "stylegan.mapping",
+        &[],
+        &[("generator", "load.generator".into()), ("z", "z.z".into())],
+    ));
     g.nodes.push(node(
         "map_bad",
         "stylegan.mapping",
         &[("class_index", ParamValue::Int(9))],
         &[("generator", "load.generator".into()), ("z", "z.z".into())],
     ));
-    let r = session().run(&g, &RunOptions::default()).expect("valid graph");
+    let r = session()
+        .run(&g, &RunOptions::default())
+        .expect("valid graph");
     // The class-2 branch runs to an image; the others fail with clear messages.
     assert!(r.executed.contains(&"whole".to_string()), "{:?}", r.failed);
-    let msg = |n: &str| r.failed.iter().find(|(id, _)| id == n).map(|(_, m)| m.clone()).unwrap_or_default();
-    assert!(msg("map_none").contains("conditional") && msg("map_none").contains("class_index"), "{}", msg("map_none"));
-    assert!(msg("map_bad").contains("out of range"), "{}", msg("map_bad"));
+    let msg = |n: &str| {
+        r.failed
+            .iter()
+            .find(|(id, _)| id == n)
+            .map(|(_, m)| m.clone())
+            .unwrap_or_default()
+    };
+    assert!(
+        msg("map_none").contains("conditional") && msg("map_none").contains("class_index"),
+        "{}",
+        msg("map_none")
+    );
+    assert!(
+        msg("map_bad").contains("out of range"),
+        "{}",
+        msg("map_bad")
+    );
     // The node's ws equal the mapping with a one-hot label, and differ between classes.
-    let m = stylegraph_plugin_stylegan::model::load_model(model.to_str().expect("utf-8"), "G_ema").expect("load");
+    let m = stylegraph_plugin_stylegan::model::load_model(model.to_str().expect("utf-8"), "G_ema")
+        .expect("load");
     assert_eq!(m.generator.c_dim(), 4);
     let z = stylegraph_rng::z_from_seed(0, 512);
-    let onehot = |k: usize| -> Vec<f32> { (0..4).map(|i| if i == k { 1.0 } else { 0.0 }).collect() };
-    let want = m.generator.map(&z, Some(&onehot(2)), 1, 1.0, None).expect("map");
+    let onehot =
+        |k: usize| -> Vec<f32> { (0..4).map(|i| if i == k { 1.0 } else { 0.0 }).collect() };
+    let want = m
+        .generator
+        .map(&z, Some(&onehot(2)), 1, 1.0, None)
+        .expect("map");
     let (_, got) = tensor(&r, "map", "ws");
     assert_eq!(got, want);
-    let other = m.generator.map(&z, Some(&onehot(1)), 1, 1.0, None).expect("map");
+    let other = m
+        .generator
+        .map(&z, Some(&onehot(1)), 1, 1.0, None)
+        .expect("map");
     assert_ne!(other, want);
 }
