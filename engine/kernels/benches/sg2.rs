@@ -1,0 +1,45 @@
+//! StyleGAN2 synthesis speed: the official 1024x1024 structure (`stylegan2-1024`, 30.4 M
+//! parameters) with the seeded default initialisation, one image per iteration.
+//!
+//! `cargo bench -p stylegraph-kernels --bench sg2`. Prints the process's peak resident set
+//! size (VmHWM) at the end, which includes the network's weights.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use stylegraph_kernels::sg2::{default_init, Sg2Config, Sg2Synthesis};
+use stylegraph_kernels::{NoControl, NoiseMode};
+
+fn peak_rss() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM"))
+        .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+}
+
+fn sg2_1024(c: &mut Criterion) {
+    let cfg = Sg2Config::stylegan2_1024();
+    let net = {
+        let map = default_init(&cfg, 0).expect("default init");
+        Sg2Synthesis::from_tensors(&map, &cfg).expect("build")
+    };
+    let mut rng = stylegraph_rng::RandomState::new(1);
+    let w: Vec<f32> = (0..cfg.w_dim).map(|_| rng.next_gauss() as f32).collect();
+    let ws: Vec<f32> = (0..net.num_ws()).flat_map(|_| w.iter().copied()).collect();
+
+    let mut group = c.benchmark_group("sg2");
+    group.sample_size(10);
+    group.measurement_time(std::time::Duration::from_secs(30));
+    group.bench_function("stylegan2_1024_forward_1img", |b| {
+        b.iter(|| {
+            net.forward(&ws, 1, NoiseMode::Const, &NoControl)
+                .expect("forward")
+        })
+    });
+    group.finish();
+    if let Some(rss) = peak_rss() {
+        println!("sg2 bench: peak RSS (VmHWM) {rss}");
+    }
+}
+
+criterion_group!(benches, sg2_1024);
+criterion_main!(benches);
