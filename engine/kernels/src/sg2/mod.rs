@@ -26,7 +26,7 @@ mod init;
 mod ops;
 
 pub use config::{Architecture, Sg2Config};
-pub use init::{default_init, state_dict_entries, StateEntry};
+pub use init::{default_init, state_dict_entries, EntryKind, InitRule, StateEntry};
 
 use crate::model::{Control, Features, ModelError, NoiseMode};
 use crate::tensor_map::TensorMap;
