@@ -262,6 +262,9 @@ pub(crate) fn conv_direct(
     });
 }
 
+/// Strips with at most this many valid pixels are computed pixel by pixel.
+const COLUMN_TAIL: usize = 3;
+
 /// f32 values per 64-byte cache line.
 const LINE: usize = 16;
 
@@ -357,13 +360,39 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
                     let valid = SW.min(out_w - j0);
                     for ob in g0..g1 {
                         let wb = &sc.wblk[ob * cin * nt * OB..(ob + 1) * cin * nt * OB];
+                        let nvalid_o = OB.min(cout - ob * OB);
+                        if valid <= COLUMN_TAIL {
+                            // A short tail (the odd last column of the transposed-conv
+                            // phases): one pixel at a time instead of a mostly wasted strip.
+                            for j in j0..j0 + valid {
+                                // SAFETY: as for `strip` below, reading one value per tap
+                                // at column `j <= (nstrips - 1)·SW + SW - 1`.
+                                let v = avx2::column(
+                                    band.as_ptr().add(base + (j - j0)),
+                                    cstride,
+                                    cin,
+                                    offs,
+                                    wb.as_ptr(),
+                                );
+                                for (oi, &val) in v.iter().enumerate().take(nvalid_o) {
+                                    let o = ob * OB + oi;
+                                    let mut one = [val];
+                                    if let Some(e) = epi {
+                                        e.apply(o, i * out_w + j, &mut one);
+                                    }
+                                    // SAFETY: row `i` belongs to this band only; `o < cout`,
+                                    // `i < out_h` and `j < out_w`.
+                                    sink.store(o, i, j, &one);
+                                }
+                            }
+                            continue;
+                        }
                         // SAFETY: AVX2/FMA are available (caller contract); with `base +
                         // offs[t] + SW - 1 <= (brows - 3)·wp + (nstrips - 1)·SW + 2·wp + 2 +
                         // SW - 1 < brows·wp <= cstride` every read of channel c stays inside
                         // its `cstride` slice of `band`, and `wb` holds `cin·nt·OB` weights.
                         let acc =
                             avx2::strip(band.as_ptr().add(base), cstride, cin, offs, wb.as_ptr());
-                        let nvalid_o = OB.min(cout - ob * OB);
                         if valid == SW && sink.sx == 1 {
                             // SAFETY: as below, for a full strip with unit column stride.
                             avx2::finish_full(&acc, ob * OB, nvalid_o, i, j0, out_w, epi, sink);
@@ -479,6 +508,34 @@ mod avx2 {
             acc[2 * k] = _mm256_fmadd_ps(v0, b, acc[2 * k]);
             acc[2 * k + 1] = _mm256_fmadd_ps(v1, b, acc[2 * k + 1]);
         }
+    }
+
+    /// One output pixel of 4 channels: `Σ_c Σ_t w[(c·T + t)·4 + o] · x[c·cstride + offs[t]]`.
+    ///
+    /// # Safety
+    /// AVX2 and FMA must be available; every `x` index `c·cstride + offs[t]` for `c < cin` must
+    /// be readable, and `w` must hold `cin · offs.len() · 4` values.
+    #[inline(always)]
+    pub(super) unsafe fn column(
+        x: *const f32,
+        cstride: usize,
+        cin: usize,
+        offs: &[isize],
+        w: *const f32,
+    ) -> [f32; OB] {
+        let mut acc = _mm_setzero_ps();
+        let mut wp = w;
+        for c in 0..cin {
+            let xc = x.add(c * cstride);
+            for &off in offs {
+                let v = _mm_broadcast_ss(&*xc.offset(off));
+                acc = _mm_fmadd_ps(v, _mm_loadu_ps(wp), acc);
+                wp = wp.add(OB);
+            }
+        }
+        let mut out = [0f32; OB];
+        _mm_storeu_ps(out.as_mut_ptr(), acc);
+        out
     }
 
     /// Stores the accumulators to `tmp`.

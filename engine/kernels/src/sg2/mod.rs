@@ -146,8 +146,6 @@ struct Scratch {
     styles: Vec<f32>,
     wmod: Vec<f32>,
     phase_w: Vec<f32>,
-    /// Output of the transposed convolution of an upsampling layer, before its FIR.
-    t: Vec<f32>,
     noise: Vec<f32>,
     /// Feature/image buffers recycled between layers.
     pool: Vec<Vec<f32>>,
@@ -766,6 +764,13 @@ impl Sg2Synthesis {
         scratch.conv.gemm_only = self.force_gemm;
         layer.affine.apply(w, &mut scratch.styles);
         ops::modulate(&layer.weight, &scratch.styles, 9, true, &mut scratch.wmod);
+        // The transposed convolution's four output phases (every element gets written); the
+        // buffer goes back to the pool afterwards, where the next layer's output can reuse it.
+        let mut t = if layer.up {
+            scratch.take(ops::phase_offsets(layer.cout, res / 2).1)
+        } else {
+            Vec::new()
+        };
         let noise_plane: Option<&[f32]> = match (&layer.noise, noise) {
             (None, _) | (_, NoiseMode::None) => None,
             (Some(nz), NoiseMode::Const) => Some(&nz.const_scaled),
@@ -790,23 +795,17 @@ impl Sg2Synthesis {
         };
         if layer.up {
             let r = res / 2;
-            let (_, t_len) = ops::phase_offsets(layer.cout, r);
-            // Every element is written by one of the four phases; only grow the buffer.
-            if scratch.t.len() < t_len {
-                scratch.t.resize(t_len, 0.0);
-            }
-            let t = &mut scratch.t[..t_len];
             ops::conv_transpose3x3_s2(
                 x,
                 layer.cin,
                 r,
                 &scratch.wmod,
                 layer.cout,
-                t,
+                &mut t,
                 &mut scratch.phase_w,
                 &mut scratch.conv,
             );
-            ops::fir_phases_epilogue(t, layer.cout, r, &layer.fir, &epi, out);
+            ops::fir_phases_epilogue(&t, layer.cout, r, &layer.fir, &epi, out);
         } else {
             ops::conv3x3(
                 x,
@@ -820,6 +819,7 @@ impl Sg2Synthesis {
                 &mut scratch.conv,
             );
         }
+        scratch.put(t);
     }
 
     /// ToRGB for one sample: `x` is `[cin, res, res]`, `out` `[img_channels, res, res]`.

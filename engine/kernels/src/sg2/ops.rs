@@ -800,7 +800,7 @@ mod tests {
 
     #[test]
     fn polyphase_transposed_conv_matches_direct_formula() {
-        for (cin, cout, r) in [(3, 2, 5), (5, 6, 26)] {
+        for (cin, cout, r) in [(3, 2, 5), (5, 6, 26), (4, 5, 16)] {
             let x = pseudo(cin * r * r, 1);
             let w = pseudo(cout * cin * 9, 2);
             let want = transpose_naive(&x, cin, r, &w, cout);
