@@ -70,64 +70,30 @@ pub(crate) fn block_weights(
     }
 }
 
-/// Output rows of a convolution, shared between tasks that each write a disjoint set of rows.
+/// The dense `[cout, out_h, out_w]` output of a convolution, shared between tasks that each
+/// write a disjoint set of rows.
 pub(crate) struct RowSink<'a> {
     ptr: *mut f32,
-    len: usize,
     cout: usize,
     out_h: usize,
     out_w: usize,
-    /// Output `(o, i, j)` goes to `o * plane + (y0 + i * sy) * row + x0 + j * sx`.
-    plane: usize,
-    row: usize,
-    y0: usize,
-    x0: usize,
-    sy: usize,
-    sx: usize,
     _borrow: std::marker::PhantomData<&'a mut [f32]>,
 }
 
-// SAFETY: tasks only write through `RowSink::store`, and `conv_direct` hands every output row
-// `i` to exactly one task; distinct rows `i` are distinct destination rows (`sy >= 1`, checked
-// in `new`), so concurrent writes never touch the same element.
+// SAFETY: tasks only write through `RowSink::row_ptr`/`store`, and `conv_direct` hands every
+// output row to exactly one task, so concurrent writes never touch the same element.
 unsafe impl Send for RowSink<'_> {}
 unsafe impl Sync for RowSink<'_> {}
 
 impl<'a> RowSink<'a> {
-    /// A sink for `cout × out_h × out_w` outputs. Panics if the layout reaches outside `dst`
-    /// or lets rows overlap.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        dst: &'a mut [f32],
-        cout: usize,
-        out_h: usize,
-        out_w: usize,
-        plane: usize,
-        row: usize,
-        (y0, x0): (usize, usize),
-        (sy, sx): (usize, usize),
-    ) -> RowSink<'a> {
-        assert!(sy >= 1 && sx >= 1, "conv output strides must be positive");
-        if cout > 0 && out_h > 0 && out_w > 0 {
-            assert!(x0 + (out_w - 1) * sx < row, "conv output row overflows");
-            assert!(
-                (y0 + (out_h - 1) * sy + 1) * row <= plane,
-                "conv output plane overflows"
-            );
-            assert!(cout * plane <= dst.len(), "conv output exceeds the buffer");
-        }
+    /// A sink over `dst`, which must hold exactly `cout × out_h × out_w` values.
+    pub(crate) fn new(dst: &'a mut [f32], cout: usize, out_h: usize, out_w: usize) -> RowSink<'a> {
+        assert_eq!(dst.len(), cout * out_h * out_w, "conv output size");
         RowSink {
             ptr: dst.as_mut_ptr(),
-            len: dst.len(),
             cout,
             out_h,
             out_w,
-            plane,
-            row,
-            y0,
-            x0,
-            sy,
-            sx,
             _borrow: std::marker::PhantomData,
         }
     }
@@ -135,42 +101,34 @@ impl<'a> RowSink<'a> {
     /// Pointer to output `(o, i, j0)`.
     ///
     /// # Safety
-    /// `(o, i, j0)` must lie inside the shape the sink was created for; writes through the
-    /// pointer must stay inside row `i` and follow the rules of [`RowSink::store`].
+    /// `o < cout`, `i < out_h`, `j0 <= out_w`; writes through the pointer must stay inside row
+    /// `i` and follow the rules of [`RowSink::store`].
     #[inline(always)]
     unsafe fn row_ptr(&self, o: usize, i: usize, j0: usize) -> *mut f32 {
-        let base = o * self.plane + (self.y0 + i * self.sy) * self.row + self.x0 + j0 * self.sx;
-        debug_assert!(base < self.len);
-        self.ptr.add(base)
+        debug_assert!(o < self.cout && i < self.out_h && j0 <= self.out_w);
+        self.ptr.add((o * self.out_h + i) * self.out_w + j0)
     }
 
     /// Writes `vals` to output channel `o`, row `i`, columns `j0..j0 + vals.len()`.
     ///
     /// # Safety
-    /// The caller must be the only task writing row `i`, and `o`, `i` and
-    /// `j0 + vals.len()` must lie inside the `cout × out_h × out_w` shape of [`RowSink::new`].
+    /// The caller must be the only task writing row `i`; `o < cout`, `i < out_h` and
+    /// `j0 + vals.len() <= out_w`.
     #[inline(always)]
     unsafe fn store(&self, o: usize, i: usize, j0: usize, vals: &[f32]) {
-        let base = o * self.plane + (self.y0 + i * self.sy) * self.row + self.x0 + j0 * self.sx;
-        debug_assert!(vals.is_empty() || base + (vals.len() - 1) * self.sx < self.len);
-        if self.sx == 1 {
-            std::ptr::copy_nonoverlapping(vals.as_ptr(), self.ptr.add(base), vals.len());
-        } else {
-            for (j, &v) in vals.iter().enumerate() {
-                *self.ptr.add(base + j * self.sx) = v;
-            }
-        }
+        debug_assert!(j0 + vals.len() <= self.out_w);
+        std::ptr::copy_nonoverlapping(vals.as_ptr(), self.row_ptr(o, i, j0), vals.len());
     }
 }
 
 /// One convolution over a shared input: `out(o, i, j) = Σ_{c,t} w[o, c, t] · x[c, i + dy_t,
-/// j + dx_t]` (zero outside `x`) for `i < out_h`, `j < out_w`, with taps in `-1..=1`; `wblk`
-/// from [`block_weights`]. Results pass through `epi` (noise indexed by `i * out_w + j`) into
-/// `sink`.
+/// j + dx_t]` (zero outside `x`) for output rows `i` in `rows` and `j < out_w`, with taps in
+/// `-1..=1`; `wblk` from [`block_weights`]. Row `i` goes to row `i - rows.start` of `sink`,
+/// through `epi` (whose noise is indexed by `i * out_w + j`).
 pub(crate) struct SubConv<'a> {
     pub taps: &'a [Tap],
     pub wblk: &'a [f32],
-    pub out_h: usize,
+    pub rows: std::ops::Range<usize>,
     pub out_w: usize,
     pub sink: RowSink<'a>,
     pub epi: Option<&'a Epilogue<'a>>,
@@ -204,29 +162,35 @@ pub(crate) fn conv_direct(
             "blocked weight size"
         );
         assert!(
-            sc.sink.cout >= cout && sc.sink.out_h >= sc.out_h && sc.sink.out_w >= sc.out_w,
-            "conv output sink too small"
+            sc.sink.cout == cout && sc.sink.out_h == sc.rows.len() && sc.sink.out_w == sc.out_w,
+            "conv output sink does not match"
         );
     }
-    let out_h = subs.iter().map(|sc| sc.out_h).max().unwrap_or(0);
-    let out_w = subs.iter().map(|sc| sc.out_w).max().unwrap_or(0);
-    if out_h == 0 || out_w == 0 || cout == 0 || cin == 0 {
+    let active = subs.iter().filter(|sc| !sc.rows.is_empty() && sc.out_w > 0);
+    let lo = active.clone().map(|sc| sc.rows.start).min();
+    let hi = active.clone().map(|sc| sc.rows.end).max();
+    let out_w = active.map(|sc| sc.out_w).max().unwrap_or(0);
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return;
+    };
+    if cout == 0 || cin == 0 || out_w == 0 {
         return;
     }
     let nstrips = out_w.div_ceil(SW);
-    // Padded band row: one zero column on the left, room for whole strips plus the right tap.
-    // The row length in cache lines is made odd so that the rows of a channel fall into
-    // different L1 sets (power-of-two strides would make the ~3·cin rows a strip reads collide
-    // in a few sets).
-    let mut wp = (nstrips * SW + 2).div_ceil(LINE) * LINE;
+    // Padded band row: one zero column on the left, room for the input row and for whole
+    // strips plus the right tap. The row length in cache lines is made odd so that the rows
+    // of a channel fall into different L1 sets (power-of-two strides would make the ~3·cin
+    // rows a strip reads collide in a few sets).
+    let mut wp = ((nstrips * SW).max(w) + 2).div_ceil(LINE) * LINE;
     if (wp / LINE).is_multiple_of(2) {
         wp += LINE;
     }
-    let rows = (BAND_FLOATS / (cin * wp)).saturating_sub(2).clamp(1, out_h);
+    let span = hi - lo;
+    let rows = (BAND_FLOATS / (cin * wp)).saturating_sub(2).clamp(1, span);
     // Spread the bands over the threads when there are few rows.
     let threads = rayon::current_num_threads().max(1);
-    let rows = rows.min(out_h.div_ceil(threads)).max(1);
-    let nbands = out_h.div_ceil(rows);
+    let rows = rows.min(span.div_ceil(threads)).max(1);
+    let nbands = span.div_ceil(rows);
     let offs: Vec<Vec<isize>> = subs
         .iter()
         .map(|sc| {
@@ -242,6 +206,7 @@ pub(crate) fn conv_direct(
         h,
         w,
         cout,
+        lo,
         rows,
         wp,
         subs,
@@ -275,6 +240,8 @@ struct BandJob<'a, 'b> {
     h: usize,
     w: usize,
     cout: usize,
+    /// First output row of band 0.
+    lo: usize,
     /// Output rows per band.
     rows: usize,
     /// Padded band row length.
@@ -299,13 +266,14 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
         h,
         w,
         cout,
+        lo,
         rows,
         wp,
         subs,
         offs,
     } = *job;
     let nob = cout.div_ceil(OB);
-    let i0 = b * rows;
+    let i0 = lo + b * rows;
     let i1 = i0 + rows;
     let brows = rows + 2;
     // Channel stride ≡ 3 rows (mod 64 lines): the three rows read per channel then tile the L1
@@ -340,10 +308,12 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
     for (sc, offs) in subs.iter().zip(offs) {
         assert!(offs.iter().all(|&o| (0..=max_off).contains(&o)));
         let nt = offs.len();
-        let si1 = i1.min(sc.out_h);
-        if i0 >= si1 {
+        let si0 = i0.max(sc.rows.start);
+        let si1 = i1.min(sc.rows.end);
+        if si0 >= si1 {
             continue;
         }
+        let row0 = sc.rows.start;
         let nstrips = sc.out_w.div_ceil(SW);
         let (sink, epi, out_w) = (&sc.sink, sc.epi, sc.out_w);
         // Output-channel blocks whose weights stay cache-resident while a strip of input is
@@ -354,7 +324,7 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
             // Column strips outermost: the rows a strip reads are reused by the next output
             // rows while they are still in L1/L2.
             for s in 0..nstrips {
-                for i in i0..si1 {
+                for i in si0..si1 {
                     let j0 = s * SW;
                     let base = (i - i0) * wp + j0;
                     let valid = SW.min(out_w - j0);
@@ -381,8 +351,8 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
                                         e.apply(o, i * out_w + j, &mut one);
                                     }
                                     // SAFETY: row `i` belongs to this band only; `o < cout`,
-                                    // `i < out_h` and `j < out_w`.
-                                    sink.store(o, i, j, &one);
+                                    // `i` lies in the sink's rows and `j < out_w`.
+                                    sink.store(o, i - row0, j, &one);
                                 }
                             }
                             continue;
@@ -393,9 +363,18 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
                         // its `cstride` slice of `band`, and `wb` holds `cin·nt·OB` weights.
                         let acc =
                             avx2::strip(band.as_ptr().add(base), cstride, cin, offs, wb.as_ptr());
-                        if valid == SW && sink.sx == 1 {
+                        if valid == SW {
                             // SAFETY: as below, for a full strip with unit column stride.
-                            avx2::finish_full(&acc, ob * OB, nvalid_o, i, j0, out_w, epi, sink);
+                            avx2::finish_full(
+                                &acc,
+                                ob * OB,
+                                nvalid_o,
+                                (i, i - row0),
+                                j0,
+                                out_w,
+                                epi,
+                                sink,
+                            );
                             continue;
                         }
                         avx2::spill(&acc, &mut tmp);
@@ -406,8 +385,8 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
                                 e.apply(o, i * out_w + j0, vals);
                             }
                             // SAFETY: row `i` belongs to this band only; `o < cout`,
-                            // `i < out_h` and `j0 + valid <= out_w`.
-                            sink.store(o, i, j0, vals);
+                            // `i` lies in the sink's rows and `j0 + valid <= out_w`.
+                            sink.store(o, i - row0, j0, vals);
                         }
                     }
                 }
@@ -549,18 +528,18 @@ mod avx2 {
 
     /// Applies the epilogue in registers (same operations and order as
     /// [`Epilogue::apply`]) and stores a full 16-pixel strip of output channels
-    /// `o0..o0 + n` at row `i`, columns `j0..j0 + 16`.
+    /// `o0..o0 + n` of output row `i` (row `local` of the sink), columns `j0..j0 + 16`.
     ///
     /// # Safety
-    /// AVX2 must be available; the sink must have unit column stride, row `i` must belong to
-    /// the calling task, `o0 + n <= cout`, `i < out_h` and `j0 + 16 <= out_w`.
+    /// AVX2 must be available; the row must belong to the calling task, `o0 + n <= cout`,
+    /// `local` must be a row of the sink and `j0 + 16 <= out_w`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn finish_full(
         acc: &Acc,
         o0: usize,
         n: usize,
-        i: usize,
+        (i, local): (usize, usize),
         j0: usize,
         out_w: usize,
         epi: Option<&Epilogue<'_>>,
@@ -600,7 +579,7 @@ mod avx2 {
                     v1 = _mm256_min_ps(hi, _mm256_max_ps(lo, v1));
                 }
             }
-            let dst = sink.row_ptr(o, i, j0);
+            let dst = sink.row_ptr(o, local, j0);
             _mm256_storeu_ps(dst, v0);
             _mm256_storeu_ps(dst.add(8), v1);
         }

@@ -145,7 +145,6 @@ struct Scratch {
     conv: ConvScratch,
     styles: Vec<f32>,
     wmod: Vec<f32>,
-    phase_w: Vec<f32>,
     noise: Vec<f32>,
     /// Feature/image buffers recycled between layers.
     pool: Vec<Vec<f32>>,
@@ -764,13 +763,6 @@ impl Sg2Synthesis {
         scratch.conv.gemm_only = self.force_gemm;
         layer.affine.apply(w, &mut scratch.styles);
         ops::modulate(&layer.weight, &scratch.styles, 9, true, &mut scratch.wmod);
-        // The transposed convolution's four output phases (every element gets written); the
-        // buffer goes back to the pool afterwards, where the next layer's output can reuse it.
-        let mut t = if layer.up {
-            scratch.take(ops::phase_offsets(layer.cout, res / 2).1)
-        } else {
-            Vec::new()
-        };
         let noise_plane: Option<&[f32]> = match (&layer.noise, noise) {
             (None, _) | (_, NoiseMode::None) => None,
             (Some(nz), NoiseMode::Const) => Some(&nz.const_scaled),
@@ -794,18 +786,17 @@ impl Sg2Synthesis {
             clamp: layer.clamp,
         };
         if layer.up {
-            let r = res / 2;
-            ops::conv_transpose3x3_s2(
+            ops::conv_up(
                 x,
                 layer.cin,
-                r,
+                res / 2,
                 &scratch.wmod,
                 layer.cout,
-                &mut t,
-                &mut scratch.phase_w,
+                &layer.fir,
+                &epi,
+                out,
                 &mut scratch.conv,
             );
-            ops::fir_phases_epilogue(&t, layer.cout, r, &layer.fir, &epi, out);
         } else {
             ops::conv3x3(
                 x,
@@ -819,7 +810,6 @@ impl Sg2Synthesis {
                 &mut scratch.conv,
             );
         }
-        scratch.put(t);
     }
 
     /// ToRGB for one sample: `x` is `[cin, res, res]`, `out` `[img_channels, res, res]`.

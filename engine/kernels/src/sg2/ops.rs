@@ -160,32 +160,6 @@ pub(crate) fn modulate(
     });
 }
 
-/// Where a convolution's output pixel `(i, j)` goes in the destination buffer: channel `c`
-/// at `dst[c * plane + (y0 + i * sy) * row + x0 + j * sx]`.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct OutLayout {
-    pub plane: usize,
-    pub row: usize,
-    pub y0: usize,
-    pub x0: usize,
-    pub sy: usize,
-    pub sx: usize,
-}
-
-impl OutLayout {
-    /// A dense `[C, h, w]` destination.
-    pub(crate) fn dense(h: usize, w: usize) -> OutLayout {
-        OutLayout {
-            plane: h * w,
-            row: w,
-            y0: 0,
-            x0: 0,
-            sy: 1,
-            sx: 1,
-        }
-    }
-}
-
 /// Reusable scratch memory of the convolution kernels.
 #[derive(Default)]
 pub(crate) struct ConvScratch {
@@ -193,8 +167,15 @@ pub(crate) struct ConvScratch {
     tile: Vec<f32>,
     /// Blocked weights of the direct kernel (one per transposed-conv phase).
     wblk: [Vec<f32>; 4],
+    /// Per-phase weights of the GEMM path.
+    phase_w: Vec<f32>,
+    /// The transposed convolution's output phases for one chunk of rows.
+    chunk: Vec<f32>,
     /// Force the im2col + GEMM path (to test it against the direct kernel).
     pub(crate) gemm_only: bool,
+    /// Phase rows per chunk of the upsampling convolution (`None`: by size; tests use small
+    /// chunks to exercise the chunk seams).
+    pub(crate) chunk_rows: Option<usize>,
 }
 
 impl ConvScratch {
@@ -202,16 +183,16 @@ impl ConvScratch {
     /// speed of im2col + GEMM at 256-512 input channels and 1.5-4x at 32-128 (where the GEMM's
     /// output dimension is tiny); `gemm` itself uses AVX2 kernels on stable Rust even on
     /// AVX-512 CPUs, so the direct kernel is used for every layer wherever it can run.
-    fn use_direct(&self, _cin: usize) -> bool {
+    fn use_direct(&self) -> bool {
         !self.gemm_only && direct::available()
     }
 }
 
 /// A multi-tap convolution as im2col tiles + GEMM:
-/// `out(o, i, j) = Σ_{c, t} wts[o, c·T + t] · x[c, i + dy_t, j + dx_t]` for `i < out_h`,
-/// `j < out_w`, with zeros outside the `[cin, h, w]` input. Results are stored through
-/// `layout` into `dst`, passing through `epi` when given (its noise is indexed by the output
-/// pixel `i * out_w + j`).
+/// `out(o, i, j) = Σ_{c, t} wts[o, c·T + t] · x[c, i + dy_t, j + dx_t]` for output rows
+/// `i` in `rows` and `j < out_w`, with zeros outside the `[cin, h, w]` input. Row `i` is stored
+/// as row `i - rows.start` of the dense `[cout, rows.len(), out_w]` `dst`, passing through
+/// `epi` when given (its noise is indexed by the output pixel `i * out_w + j`).
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv_taps(
     x: &[f32],
@@ -221,26 +202,26 @@ pub(crate) fn conv_taps(
     taps: &[Tap],
     wts: &[f32],
     cout: usize,
-    out_h: usize,
+    rows: std::ops::Range<usize>,
     out_w: usize,
     dst: &mut [f32],
-    layout: OutLayout,
     epi: Option<&Epilogue<'_>>,
     scratch: &mut ConvScratch,
 ) {
     let k = cin * taps.len();
     assert_eq!(x.len(), cin * h * w, "conv input size");
     assert_eq!(wts.len(), cout * k, "conv weight size");
-    if out_h == 0 || out_w == 0 || cout == 0 {
+    assert_eq!(dst.len(), cout * rows.len() * out_w, "conv output size");
+    if rows.is_empty() || out_w == 0 || cout == 0 {
         return;
     }
-    let rows_per_tile = (TILE_FLOATS / (k * out_w).max(1)).clamp(1, out_h);
+    let rows_per_tile = (TILE_FLOATS / (k * out_w).max(1)).clamp(1, rows.len());
     let max_n = rows_per_tile * out_w;
     scratch.cols.resize(k * max_n, 0.0);
     scratch.tile.resize(cout * max_n, 0.0);
-    let mut i0 = 0;
-    while i0 < out_h {
-        let i1 = (i0 + rows_per_tile).min(out_h);
+    let mut i0 = rows.start;
+    while i0 < rows.end {
+        let i1 = (i0 + rows_per_tile).min(rows.end);
         let n = (i1 - i0) * out_w;
         let cols = &mut scratch.cols[..k * n];
         // im2col: row (c, t) of the tile holds x[c, i + dy, j + dx] for the tile's pixels.
@@ -257,7 +238,18 @@ pub(crate) fn conv_taps(
             });
         let tile = &mut scratch.tile[..cout * n];
         sgemm(cout, n, k, tile, n, wts, k, cols, n, false, Threads::Pool);
-        store_tile(tile, n, i0, i1, out_w, dst, layout, epi);
+        // Copy the tile's rows into place, through the epilogue; parallel over channels.
+        let local0 = (i0 - rows.start) * out_w;
+        let plane = rows.len() * out_w;
+        dst.par_chunks_mut(plane)
+            .zip(tile.par_chunks_mut(n))
+            .enumerate()
+            .for_each(|(c, (dplane, vals))| {
+                if let Some(e) = epi {
+                    apply_epilogue(e, c, i0 * out_w, vals);
+                }
+                dplane[local0..local0 + n].copy_from_slice(vals);
+            });
         i0 = i1;
     }
 }
@@ -292,41 +284,6 @@ fn fill_im2col_row(
     }
 }
 
-/// Copies a GEMM tile (`[cout, n]`, pixels of output rows `i0..i1`) to its place in `dst`,
-/// applying the epilogue; parallel over channels.
-#[allow(clippy::too_many_arguments)]
-fn store_tile(
-    tile: &mut [f32],
-    n: usize,
-    i0: usize,
-    i1: usize,
-    out_w: usize,
-    dst: &mut [f32],
-    layout: OutLayout,
-    epi: Option<&Epilogue<'_>>,
-) {
-    let cout = tile.len() / n;
-    dst[..cout * layout.plane]
-        .par_chunks_mut(layout.plane)
-        .zip(tile.par_chunks_mut(n))
-        .enumerate()
-        .for_each(|(c, (dplane, vals))| {
-            if let Some(e) = epi {
-                apply_epilogue(e, c, i0 * out_w, vals);
-            }
-            for (i, src) in (i0..i1).zip(vals.chunks(out_w)) {
-                let start = (layout.y0 + i * layout.sy) * layout.row + layout.x0;
-                if layout.sx == 1 {
-                    dplane[start..start + out_w].copy_from_slice(src);
-                } else {
-                    for (j, &v) in src.iter().enumerate() {
-                        dplane[start + j * layout.sx] = v;
-                    }
-                }
-            }
-        });
-}
-
 /// The 3x3 "same" modulated convolution (padding 1): `x` is `[cin, h, w]`, `wmod` the
 /// per-sample `[cout, cin, 3, 3]` weights, the result `[cout, h, w]` goes to `dst` through
 /// the epilogue.
@@ -342,22 +299,19 @@ pub(crate) fn conv3x3(
     epi: &Epilogue<'_>,
     scratch: &mut ConvScratch,
 ) {
-    let mut taps = [Tap { dy: 0, dx: 0 }; 9];
-    for (t, tap) in taps.iter_mut().enumerate() {
-        *tap = Tap {
-            dy: (t / 3) as isize - 1,
-            dx: (t % 3) as isize - 1,
-        };
-    }
-    if scratch.use_direct(cin) {
+    let taps: [Tap; 9] = std::array::from_fn(|t| Tap {
+        dy: (t / 3) as isize - 1,
+        dx: (t % 3) as isize - 1,
+    });
+    if scratch.use_direct() {
         let idx: [usize; 9] = std::array::from_fn(|t| t);
         direct::block_weights(wmod, cout, cin, 9, &idx, &mut scratch.wblk[0]);
         let sub = direct::SubConv {
             taps: &taps,
             wblk: &scratch.wblk[0],
-            out_h: h,
+            rows: 0..h,
             out_w: w,
-            sink: direct::RowSink::new(dst, cout, h, w, h * w, w, (0, 0), (1, 1)),
+            sink: direct::RowSink::new(dst, cout, h, w),
             epi: Some(epi),
         };
         direct::conv_direct(x, cin, h, w, cout, &[sub]);
@@ -371,10 +325,9 @@ pub(crate) fn conv3x3(
         &taps,
         wmod,
         cout,
-        h,
+        0..h,
         w,
         dst,
-        OutLayout::dense(h, w),
         Some(epi),
         scratch,
     );
@@ -387,37 +340,119 @@ pub(crate) fn phase_dims(r: usize) -> [(usize, usize); 4] {
     [(r + 1, r + 1), (r + 1, r), (r, r + 1), (r, r)]
 }
 
-/// Offsets of the four phase blocks (each `[cout, rows, cols]`) in a phase buffer, and its
-/// total length (`cout · (2r + 1)²`).
-pub(crate) fn phase_offsets(cout: usize, r: usize) -> ([usize; 4], usize) {
-    let mut offs = [0usize; 4];
-    let mut at = 0;
-    for (k, (h, w)) in phase_dims(r).into_iter().enumerate() {
-        offs[k] = at;
-        at += cout * h * w;
-    }
-    (offs, at)
+/// Which rows of each phase a chunk holds (phase rows `rows`, clipped to each phase), where
+/// each phase block (`[cout, rows, cols]`) starts in the chunk buffer, and its total length.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ChunkLayout {
+    pub r: usize,
+    pub cout: usize,
+    /// First phase row held (the same for all four phases).
+    pub lo: usize,
+    pub rows: [std::ops::Range<usize>; 4],
+    pub offs: [usize; 4],
+    pub len: usize,
 }
 
-/// The transposed 3x3 convolution with stride 2 (no padding) of the upsampling layers, in
-/// polyphase form: output `T[o, 2i + py, 2j + px]` only gathers the kernel taps of matching
-/// parity, so the zeros of the stuffed input are never multiplied. `x` is `[cin, r, r]`,
-/// `wmod` the per-sample `[cout, cin, 3, 3]` weights (used unflipped, as a true convolution of
-/// the zero-stuffed input); `phases` receives the four phases of `T` (`[cout, 2r+1, 2r+1]` in
-/// all) as laid out by [`phase_offsets`].
+impl ChunkLayout {
+    pub(crate) fn new(cout: usize, r: usize, rows: std::ops::Range<usize>) -> ChunkLayout {
+        let dims = phase_dims(r);
+        let mut ranges: [std::ops::Range<usize>; 4] = Default::default();
+        let mut offs = [0usize; 4];
+        let mut at = 0;
+        for k in 0..4 {
+            let (h, w) = dims[k];
+            let rr = rows.start.min(h)..rows.end.min(h);
+            offs[k] = at;
+            at += cout * rr.len() * w;
+            ranges[k] = rr;
+        }
+        ChunkLayout {
+            r,
+            cout,
+            lo: rows.start,
+            rows: ranges,
+            offs,
+            len: at,
+        }
+    }
+
+    /// Channel `c`'s rows of phase `k` (`[rows, cols]`) in `buf`.
+    fn plane<'b>(&self, buf: &'b [f32], k: usize, c: usize) -> &'b [f32] {
+        let n = self.rows[k].len() * phase_dims(self.r)[k].1;
+        &buf[self.offs[k] + c * n..self.offs[k] + (c + 1) * n]
+    }
+}
+
+/// Phase rows per chunk of [`conv_up`]: the chunk's phases take about 8 MB, so they are
+/// still in the last-level cache when the FIR reads them.
+fn default_chunk_rows(cout: usize, r: usize) -> usize {
+    let per_row = cout * 2 * (2 * r + 1);
+    ((2 << 20) / per_row.max(1)).max(8)
+}
+
+/// The upsampling convolution (`conv0` of a block) without its noise/bias/activation: the
+/// transposed 3x3 convolution with stride 2 (no padding), then the FIR with padding 1 on
+/// every side, then `epi`. `x` is `[cin, r, r]`, `wmod` the per-sample `[cout, cin, 3, 3]`
+/// weights (used unflipped: a true convolution of the zero-stuffed input), `out`
+/// `[cout, 2r, 2r]`.
+///
+/// The transposed convolution runs in polyphase form: output `T[o, 2i + py, 2j + px]` only
+/// gathers the kernel taps of matching parity, so the zeros of the stuffed input are never
+/// multiplied. It is computed in chunks of rows whose four phases stay in cache until the FIR
+/// turns them into output rows (neighbouring chunks recompute one phase row each).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn conv_transpose3x3_s2(
+pub(crate) fn conv_up(
     x: &[f32],
     cin: usize,
     r: usize,
     wmod: &[f32],
     cout: usize,
-    phases: &mut [f32],
-    phase_w: &mut Vec<f32>,
+    fir: &Fir4,
+    epi: &Epilogue<'_>,
+    out: &mut [f32],
     scratch: &mut ConvScratch,
 ) {
-    let (offs, total) = phase_offsets(cout, r);
-    assert_eq!(phases.len(), total, "transposed conv output size");
+    let on = 2 * r;
+    assert_eq!(x.len(), cin * r * r, "upsampling conv input size");
+    assert_eq!(out.len(), cout * on * on, "upsampling conv output size");
+    if r == 0 || cout == 0 {
+        return;
+    }
+    let chunk_rows = scratch
+        .chunk_rows
+        .unwrap_or_else(|| default_chunk_rows(cout, r))
+        .max(1);
+    let mut c0 = 0;
+    while c0 < r {
+        let c1 = (c0 + chunk_rows).min(r);
+        // Output rows 2c0..2c1 read T rows 2c0 - 1 ..= 2c1 + 1, i.e. phase rows
+        // c0 - 1 ..= c1 (the last even row c1 = r exists only in the even phases).
+        let lo = c0.saturating_sub(1);
+        let hi = (c1 + 1).min(r + 1);
+        let layout = ChunkLayout::new(cout, r, lo..hi);
+        let mut chunk = std::mem::take(&mut scratch.chunk);
+        if chunk.len() < layout.len {
+            chunk.resize(layout.len, 0.0);
+        }
+        transposed_phases(x, cin, r, wmod, &layout, &mut chunk[..layout.len], scratch);
+        fir_chunk_epilogue(&chunk[..layout.len], &layout, fir, epi, 2 * c0..2 * c1, out);
+        scratch.chunk = chunk;
+        c0 = c1;
+    }
+}
+
+/// The four phases of the stride-2 transposed convolution for the phase rows of `layout`,
+/// into `dst` (laid out as `layout` says).
+fn transposed_phases(
+    x: &[f32],
+    cin: usize,
+    r: usize,
+    wmod: &[f32],
+    layout: &ChunkLayout,
+    dst: &mut [f32],
+    scratch: &mut ConvScratch,
+) {
+    let cout = layout.cout;
     // Along one axis: T[2i] = w[0]·x[i] + w[2]·x[i-1] (i = 0..=r), T[2i+1] = w[1]·x[i].
     let axis_taps = |parity: usize| -> &'static [(usize, isize)] {
         if parity == 0 {
@@ -439,34 +474,27 @@ pub(crate) fn conv_transpose3x3_s2(
     }
     let dims = phase_dims(r);
     // Disjoint output slices of the four phases.
-    let (p0, rest) = phases.split_at_mut(offs[1]);
+    let offs = layout.offs;
+    let (p0, rest) = dst.split_at_mut(offs[1]);
     let (p1, rest) = rest.split_at_mut(offs[2] - offs[1]);
     let (p2, p3) = rest.split_at_mut(offs[3] - offs[2]);
-    let mut dsts = [p0, p1, p2, p3];
-    if scratch.use_direct(cin) {
+    let dsts = [p0, p1, p2, p3];
+    if scratch.use_direct() {
         for (kidx, wblk) in phase_kidx.iter().zip(scratch.wblk.iter_mut()) {
             direct::block_weights(wmod, cout, cin, 9, kidx, wblk);
         }
         let subs: Vec<direct::SubConv<'_>> = dsts
             .into_iter()
             .enumerate()
-            .map(|(k, dst)| {
-                let (out_h, out_w) = dims[k];
+            .map(|(k, d)| {
+                let rows = layout.rows[k].clone();
+                let out_w = dims[k].1;
                 direct::SubConv {
                     taps: &phase_taps[k],
                     wblk: &scratch.wblk[k],
-                    out_h,
+                    sink: direct::RowSink::new(d, cout, rows.len(), out_w),
+                    rows,
                     out_w,
-                    sink: direct::RowSink::new(
-                        dst,
-                        cout,
-                        out_h,
-                        out_w,
-                        out_h * out_w,
-                        out_w,
-                        (0, 0),
-                        (1, 1),
-                    ),
                     epi: None,
                 }
             })
@@ -474,10 +502,10 @@ pub(crate) fn conv_transpose3x3_s2(
         direct::conv_direct(x, cin, r, r, cout, &subs);
         return;
     }
-    for (k, dst) in dsts.iter_mut().enumerate() {
-        let (out_h, out_w) = dims[k];
+    for (k, d) in dsts.into_iter().enumerate() {
         let (taps, kidx) = (&phase_taps[k], &phase_kidx[k]);
         let nt = taps.len();
+        let mut phase_w = std::mem::take(&mut scratch.phase_w);
         phase_w.clear();
         phase_w.resize(cout * cin * nt, 0.0);
         for (o, prow) in phase_w.chunks_mut(cin * nt).enumerate() {
@@ -488,21 +516,11 @@ pub(crate) fn conv_transpose3x3_s2(
                 }
             }
         }
+        let rows = layout.rows[k].clone();
         conv_taps(
-            x,
-            cin,
-            r,
-            r,
-            taps,
-            phase_w,
-            cout,
-            out_h,
-            out_w,
-            dst,
-            OutLayout::dense(out_h, out_w),
-            None,
-            scratch,
+            x, cin, r, r, taps, &phase_w, cout, rows, dims[k].1, d, None, scratch,
         );
+        scratch.phase_w = phase_w;
     }
 }
 
@@ -557,54 +575,51 @@ impl Fir4 {
     }
 }
 
-/// The FIR step after the transposed convolution (`upfirdn2d` with padding 1 on every side),
-/// reading `T` from its four phases (see [`conv_transpose3x3_s2`]); the result
-/// `[cout, 2r, 2r]` passes through the epilogue (noise indexed by output pixel) into `out`.
-pub(crate) fn fir_phases_epilogue(
-    phases: &[f32],
-    cout: usize,
-    r: usize,
+/// The FIR step after the transposed convolution (`upfirdn2d` with padding 1 on every side)
+/// for output rows `prows`, reading `T` from the phases of a chunk (which must hold every
+/// phase row those output rows need); the result passes through the epilogue (noise indexed
+/// by output pixel) into rows `prows` of `out` (`[cout, 2r, 2r]`).
+fn fir_chunk_epilogue(
+    chunk: &[f32],
+    layout: &ChunkLayout,
     fir: &Fir4,
     epi: &Epilogue<'_>,
+    prows: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
-    let (offs, total) = phase_offsets(cout, r);
-    assert_eq!(phases.len(), total, "phase buffer size");
-    let on = 2 * r;
-    assert_eq!(out.len(), cout * on * on, "FIR output size");
-    let dims = phase_dims(r);
+    let on = 2 * layout.r;
     out.par_chunks_mut(on * on)
         .enumerate()
         .for_each(|(c, oplane)| {
-            let planes: [&[f32]; 4] = std::array::from_fn(|k| {
-                let (h, w) = dims[k];
-                &phases[offs[k] + c * h * w..offs[k] + (c + 1) * h * w]
-            });
-            fir_phases_channel(planes, r, fir, epi, c, oplane);
+            let planes: [&[f32]; 4] = std::array::from_fn(|k| layout.plane(chunk, k, c));
+            fir_chunk_channel(planes, layout, fir, epi, c, prows.clone(), oplane);
         });
 }
 
 avx2_dispatch! {
-    fn fir_phases_channel(
+    fn fir_chunk_channel(
         planes: [&[f32]; 4],
-        r: usize,
+        layout: &ChunkLayout,
         fir: &Fir4,
         epi: &Epilogue<'_>,
         c: usize,
+        prows: std::ops::Range<usize>,
         oplane: &mut [f32],
-    ) => fir_phases_channel_body
+    ) => fir_chunk_channel_body
 }
 
-/// One channel of [`fir_phases_epilogue`].
+/// One channel of [`fir_chunk_epilogue`].
 #[inline(always)]
-fn fir_phases_channel_body(
+fn fir_chunk_channel_body(
     planes: [&[f32]; 4],
-    r: usize,
+    layout: &ChunkLayout,
     fir: &Fir4,
     epi: &Epilogue<'_>,
     c: usize,
+    prows: std::ops::Range<usize>,
     oplane: &mut [f32],
 ) {
+    let r = layout.r;
     let on = 2 * r;
     // Vertically filtered rows of the even (r + 1 wide) and odd (r wide, stored with a zero on
     // both sides) column phases.
@@ -614,7 +629,7 @@ fn fir_phases_channel_body(
     let mut odd = vec![0f32; r];
     let fy = fir.fy;
     let [f0, f1, f2, f3] = fir.fx;
-    for p in 0..on {
+    for p in prows {
         v0.fill(0.0);
         v1.fill(0.0);
         for (u, &g) in fy.iter().enumerate() {
@@ -624,9 +639,10 @@ fn fir_phases_channel_body(
                 continue;
             }
             let (py, row) = ((t % 2) as usize, (t / 2) as usize);
+            let local = row - layout.lo;
             let (w0, w1) = (r + 1, r);
-            let src0 = &planes[2 * py][row * w0..(row + 1) * w0];
-            let src1 = &planes[2 * py + 1][row * w1..(row + 1) * w1];
+            let src0 = &planes[2 * py][local * w0..(local + 1) * w0];
+            let src1 = &planes[2 * py + 1][local * w1..(local + 1) * w1];
             for (a, &b) in v0.iter_mut().zip(src0) {
                 *a += g * b;
             }
@@ -799,33 +815,6 @@ mod tests {
     }
 
     #[test]
-    fn polyphase_transposed_conv_matches_direct_formula() {
-        for (cin, cout, r) in [(3, 2, 5), (5, 6, 26), (4, 5, 16)] {
-            let x = pseudo(cin * r * r, 1);
-            let w = pseudo(cout * cin * 9, 2);
-            let want = transpose_naive(&x, cin, r, &w, cout);
-            let tn = 2 * r + 1;
-            let (offs, total) = phase_offsets(cout, r);
-            for mut scratch in both_paths() {
-                let mut got = vec![f32::NAN; total];
-                let mut pw = Vec::new();
-                conv_transpose3x3_s2(&x, cin, r, &w, cout, &mut got, &mut pw, &mut scratch);
-                for o in 0..cout {
-                    for ty in 0..tn {
-                        for tx in 0..tn {
-                            let k = (ty % 2) * 2 + tx % 2;
-                            let (ph, pw2) = phase_dims(r)[k];
-                            let a = got[offs[k] + (o * ph + ty / 2) * pw2 + tx / 2];
-                            let b = want[(o * tn + ty) * tn + tx];
-                            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
     fn conv3x3_matches_direct_formula() {
         for (cin, cout, h, w) in [(4, 3, 6, 7), (6, 9, 5, 50)] {
             let x = pseudo(cin * h * w, 3);
@@ -870,55 +859,59 @@ mod tests {
     }
 
     #[test]
-    fn fir_over_phases_matches_padded_convolution() {
-        let (cout, r) = (2, 6);
-        let tn = 2 * r + 1;
-        let t = pseudo(cout * tn * tn, 11);
-        // Scatter T into its phases.
-        let (offs, total) = phase_offsets(cout, r);
-        let mut phases = vec![0f32; total];
-        for o in 0..cout {
-            for ty in 0..tn {
-                for tx in 0..tn {
-                    let k = (ty % 2) * 2 + tx % 2;
-                    let (ph, pw) = phase_dims(r)[k];
-                    phases[offs[k] + (o * ph + ty / 2) * pw + tx / 2] = t[(o * tn + ty) * tn + tx];
-                }
-            }
-        }
+    fn upsampling_conv_matches_transpose_then_fir() {
         let fir = Fir4 {
             fy: [0.1, 0.7, 0.9, 0.3],
             fx: [0.2, 0.6, 0.8, 0.4],
         };
-        let bias = [0.5f32, -0.25];
-        let epi = Epilogue {
-            noise: None,
-            bias: &bias,
-            act: Act::Linear,
-            clamp: None,
-        };
-        let on = 2 * r;
-        let mut got = vec![f32::NAN; cout * on * on];
-        fir_phases_epilogue(&phases, cout, r, &fir, &epi, &mut got);
-        for o in 0..cout {
-            for p in 0..on {
-                for q in 0..on {
-                    // y[p][q] = Σ fy[u]·fx[v]·T[p - 1 + u][q - 1 + v] (zero outside).
-                    let mut want = 0.0f32;
-                    for u in 0..4 {
-                        for v in 0..4 {
-                            let (ty, tx) =
-                                (p as isize - 1 + u as isize, q as isize - 1 + v as isize);
-                            if ty >= 0 && tx >= 0 && (ty as usize) < tn && (tx as usize) < tn {
-                                want += fir.fy[u]
-                                    * fir.fx[v]
-                                    * t[(o * tn + ty as usize) * tn + tx as usize];
+        for (cin, cout, r) in [(3, 2, 5), (5, 6, 26), (4, 5, 16), (2, 3, 1)] {
+            let x = pseudo(cin * r * r, 1);
+            let w = pseudo(cout * cin * 9, 2);
+            let bias = pseudo(cout, 3);
+            let on = 2 * r;
+            let noise = pseudo(on * on, 4);
+            let epi = Epilogue {
+                noise: Some(&noise),
+                bias: &bias,
+                act: Act::Lrelu { gain: 1.25 },
+                clamp: Some(0.8),
+            };
+            // Reference: the zero-stuffing transposed conv, then y[p][q] =
+            // Σ fy[u]·fx[v]·T[p - 1 + u][q - 1 + v] (zero outside), then the epilogue.
+            let tn = 2 * r + 1;
+            let t = transpose_naive(&x, cin, r, &w, cout);
+            let mut want = vec![0f32; cout * on * on];
+            for o in 0..cout {
+                for p in 0..on {
+                    for q in 0..on {
+                        let mut acc = 0.0f32;
+                        for u in 0..4 {
+                            for v in 0..4 {
+                                let (ty, tx) = (p + u, q + v);
+                                if ty >= 1 && tx >= 1 && ty - 1 < tn && tx - 1 < tn {
+                                    acc +=
+                                        fir.fy[u] * fir.fx[v] * t[(o * tn + ty - 1) * tn + tx - 1];
+                                }
                             }
                         }
+                        let v = acc + noise[p * on + q] + bias[o];
+                        let v = (if v < 0.0 { 0.2 * v } else { v } * 1.25).clamp(-0.8, 0.8);
+                        want[(o * on + p) * on + q] = v;
                     }
-                    want += bias[o];
-                    let g = got[(o * on + p) * on + q];
-                    assert!((g - want).abs() < 1e-5, "{g} vs {want}");
+                }
+            }
+            for mut scratch in both_paths() {
+                for chunk_rows in [None, Some(1), Some(3)] {
+                    scratch.chunk_rows = chunk_rows;
+                    let mut got = vec![f32::NAN; cout * on * on];
+                    conv_up(&x, cin, r, &w, cout, &fir, &epi, &mut got, &mut scratch);
+                    for (a, b) in got.iter().zip(&want) {
+                        assert!(
+                            (a - b).abs() < 1e-5,
+                            "{a} vs {b} (r {r}, chunk {chunk_rows:?}, gemm {})",
+                            scratch.gemm_only
+                        );
+                    }
                 }
             }
         }
