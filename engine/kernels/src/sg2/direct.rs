@@ -44,32 +44,6 @@ pub(crate) fn available() -> bool {
     }
 }
 
-/// Rearranges per-sample weights `[cout, cin, kk]` into blocks of [`OB`] output channels,
-/// keeping kernel positions `taps_idx` (tap `t` = position `taps_idx[t]`):
-/// `out[((ob · cin + c) · ntaps + t) · OB + o]`, zero for channels past `cout`.
-pub(crate) fn block_weights(
-    wmod: &[f32],
-    cout: usize,
-    cin: usize,
-    kk: usize,
-    taps_idx: &[usize],
-    out: &mut Vec<f32>,
-) {
-    let nt = taps_idx.len();
-    let nob = cout.div_ceil(OB);
-    out.clear();
-    out.resize(nob * cin * nt * OB, 0.0);
-    for o in 0..cout {
-        let (ob, oi) = (o / OB, o % OB);
-        for c in 0..cin {
-            let src = &wmod[(o * cin + c) * kk..(o * cin + c + 1) * kk];
-            for (t, &ki) in taps_idx.iter().enumerate() {
-                out[((ob * cin + c) * nt + t) * OB + oi] = src[ki];
-            }
-        }
-    }
-}
-
 /// The dense `[cout, out_h, out_w]` output of a convolution, shared between tasks that each
 /// write a disjoint set of rows.
 pub(crate) struct RowSink<'a> {
@@ -123,7 +97,8 @@ impl<'a> RowSink<'a> {
 
 /// One convolution over a shared input: `out(o, i, j) = Σ_{c,t} w[o, c, t] · x[c, i + dy_t,
 /// j + dx_t]` (zero outside `x`) for output rows `i` in `rows` and `j < out_w`, with taps in
-/// `-1..=1`; `wblk` from [`block_weights`]. Row `i` goes to row `i - rows.start` of `sink`,
+/// `-1..=1`; `wblk` in the blocked layout `wblk[((ob · cin + c) · ntaps + t) · OB + o]` (output
+/// channel `ob · OB + o`, zero past `cout`). Row `i` goes to row `i - rows.start` of `sink`,
 /// through `epi` (whose noise is indexed by `i * out_w + j`).
 pub(crate) struct SubConv<'a> {
     pub taps: &'a [Tap],

@@ -616,10 +616,15 @@ impl Sg2Synthesis {
             progress.check()?;
             let t = &block.torgb;
             let mut y = scratch.take(t.cout * block.res * block.res);
-            self.torgb_layer(t, &cur, self.w_row(ws_s, 0, t.w_index), &mut y, scratch);
-            if bi > 0 {
-                ops::upsample2d_add(&img, t.cout, block.res / 2, &block.fir, &mut y);
-            }
+            let prev = (bi > 0).then_some((img.as_slice(), &block.fir));
+            self.torgb_layer(
+                t,
+                &cur,
+                self.w_row(ws_s, 0, t.w_index),
+                prev,
+                &mut y,
+                scratch,
+            );
             scratch.put(std::mem::replace(&mut img, y));
             progress.advance(t.macs(block.res));
         }
@@ -733,7 +738,7 @@ impl Sg2Synthesis {
         for s in 0..n {
             let w = self.w_row(ws, s, t.w_index);
             let dst = &mut y.data[s * len..(s + 1) * len];
-            self.torgb_layer(t, feat.sample(s), w, dst, scratch);
+            self.torgb_layer(t, feat.sample(s), w, None, dst, scratch);
         }
         tap(&t.name, &y);
         if let Some(prev) = prev_img {
@@ -762,7 +767,10 @@ impl Sg2Synthesis {
         let hw = res * res;
         scratch.conv.gemm_only = self.force_gemm;
         layer.affine.apply(w, &mut scratch.styles);
-        ops::modulate(&layer.weight, &scratch.styles, 9, true, &mut scratch.wmod);
+        let mc = ops::ModConv {
+            weight: &layer.weight,
+            styles: &scratch.styles,
+        };
         let noise_plane: Option<&[f32]> = match (&layer.noise, noise) {
             (None, _) | (_, NoiseMode::None) => None,
             (Some(nz), NoiseMode::Const) => Some(&nz.const_scaled),
@@ -790,7 +798,7 @@ impl Sg2Synthesis {
                 x,
                 layer.cin,
                 res / 2,
-                &scratch.wmod,
+                &mc,
                 layer.cout,
                 &layer.fir,
                 &epi,
@@ -803,7 +811,7 @@ impl Sg2Synthesis {
                 layer.cin,
                 res,
                 res,
-                &scratch.wmod,
+                &mc,
                 layer.cout,
                 out,
                 &epi,
@@ -812,8 +820,18 @@ impl Sg2Synthesis {
         }
     }
 
-    /// ToRGB for one sample: `x` is `[cin, res, res]`, `out` `[img_channels, res, res]`.
-    fn torgb_layer(&self, t: &ToRgb, x: &[f32], w: &[f32], out: &mut [f32], scratch: &mut Scratch) {
+    /// ToRGB for one sample: `x` is `[cin, res, res]`, `out` `[img_channels, res, res]`; with
+    /// `prev` (the previous block's image and the block's filter) the upsampled previous image
+    /// is added, as the skip architecture does.
+    fn torgb_layer(
+        &self,
+        t: &ToRgb,
+        x: &[f32],
+        w: &[f32],
+        prev: Option<(&[f32], &Fir4)>,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
         t.affine.apply(w, &mut scratch.styles);
         for v in scratch.styles.iter_mut() {
             *v *= t.weight_gain;
@@ -825,15 +843,8 @@ impl Sg2Synthesis {
             act: Act::Linear,
             clamp: t.clamp,
         };
-        ops::torgb(
-            x,
-            t.cin,
-            x.len() / t.cin.max(1),
-            &scratch.wmod,
-            t.cout,
-            &epi,
-            out,
-        );
+        let res = (out.len() / t.cout.max(1)).isqrt();
+        ops::torgb_skip(x, t.cin, res, &scratch.wmod, t.cout, &epi, prev, out);
     }
 }
 

@@ -6,7 +6,7 @@
 use rayon::prelude::*;
 
 use super::direct;
-use super::gemm_f32::{sgemm, Threads};
+use super::gemm_f32::sgemm;
 
 /// Runs `$body` compiled with AVX2+FMA when the CPU has them (the crate itself targets
 /// baseline x86-64), else as is. `$body` must be `#[inline(always)]` so that it is compiled
@@ -14,9 +14,11 @@ use super::gemm_f32::{sgemm, Threads};
 macro_rules! avx2_dispatch {
     ($(#[$m:meta])* $vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) => $body:ident) => {
         $(#[$m])*
+        #[allow(clippy::too_many_arguments)]
         $vis fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn fast($($arg: $ty),*) {
                     $body($($arg),*)
@@ -130,9 +132,9 @@ pub(crate) fn fully_connected(x: &[f32], weight: &[f32], bias: &[f32], out: &mut
     }
 }
 
-/// Per-sample weights of a modulated convolution: `out[o, c, k] = weight[o, c, k] · styles[c]`,
-/// then with `demodulate` each output channel is scaled by `1/sqrt(Σ_{c,k} out² + 1e-8)`.
-/// `weight` is `[cout, cin, kk]`.
+/// Per-sample weights of a modulated convolution:
+/// `out[o, c, k] = weight[o, c, k] · styles[c]`, then with `demodulate` each output channel is
+/// scaled by `1/sqrt(Σ_{c,k} out² + 1e-8)`. `weight` is `[cout, cin, kk]`.
 pub(crate) fn modulate(
     weight: &[f32],
     styles: &[f32],
@@ -151,13 +153,75 @@ pub(crate) fn modulate(
             }
         }
         if demodulate {
-            let sumsq: f64 = row.iter().map(|&v| v as f64 * v as f64).sum();
-            let d = (1.0 / (sumsq + 1e-8).sqrt()) as f32;
+            let d = demod_coefficient(row.iter().copied());
             for v in row.iter_mut() {
                 *v *= d;
             }
         }
     });
+}
+
+/// `1/sqrt(Σ v² + 1e-8)` of the modulated weights of one output channel, summed in f64.
+#[inline]
+fn demod_coefficient(modulated: impl Iterator<Item = f32>) -> f32 {
+    let sumsq: f64 = modulated.map(|v| v as f64 * v as f64).sum();
+    (1.0 / (sumsq + 1e-8).sqrt()) as f32
+}
+
+/// The weights of a demodulated 3x3 convolution before modulation: `weight` is
+/// `[cout, cin, 3, 3]`, `styles` `[cin]`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ModConv<'a> {
+    pub weight: &'a [f32],
+    pub styles: &'a [f32],
+}
+
+impl ModConv<'_> {
+    /// Demodulation coefficients of every output channel (the same arithmetic as
+    /// [`modulate`]: products rounded to f32, squares summed in f64).
+    fn demod(&self, cout: usize, out: &mut Vec<f32>) {
+        let cin = self.styles.len();
+        out.clear();
+        out.resize(cout, 0.0);
+        out.par_iter_mut().enumerate().for_each(|(o, d)| {
+            let row = &self.weight[o * cin * 9..(o + 1) * cin * 9];
+            *d = demod_coefficient(
+                row.chunks_exact(9)
+                    .zip(self.styles)
+                    .flat_map(|(k, &s)| k.iter().map(move |&w| w * s)),
+            );
+        });
+    }
+
+    /// The modulated, demodulated weights `[cout, cin, 9]` (the GEMM path's layout).
+    fn dense(&self, out: &mut Vec<f32>) {
+        modulate(self.weight, self.styles, 9, true, out);
+    }
+
+    /// The modulated, demodulated weights in the direct kernel's blocked layout, keeping
+    /// kernel positions `kidx` (`out[((ob · cin + c) · ntaps + t) · OB + o]`, zero for channels
+    /// past `cout`); `d` from [`ModConv::demod`].
+    fn blocked(&self, cout: usize, d: &[f32], kidx: &[usize], out: &mut Vec<f32>) {
+        let cin = self.styles.len();
+        let nt = kidx.len();
+        let ob = direct::OB;
+        out.clear();
+        out.resize(cout.div_ceil(ob) * cin * nt * ob, 0.0);
+        out.par_chunks_mut(cin * nt * ob)
+            .enumerate()
+            .for_each(|(b, blk)| {
+                for oi in 0..ob.min(cout - b * ob) {
+                    let o = b * ob + oi;
+                    for (c, &s) in self.styles.iter().enumerate() {
+                        let src = &self.weight[(o * cin + c) * 9..(o * cin + c + 1) * 9];
+                        for (t, &ki) in kidx.iter().enumerate() {
+                            // Same rounding as `modulate`: (w · s), then · d.
+                            blk[(c * nt + t) * ob + oi] = src[ki] * s * d[o];
+                        }
+                    }
+                }
+            });
+    }
 }
 
 /// Reusable scratch memory of the convolution kernels.
@@ -167,8 +231,10 @@ pub(crate) struct ConvScratch {
     tile: Vec<f32>,
     /// Blocked weights of the direct kernel (one per transposed-conv phase).
     wblk: [Vec<f32>; 4],
-    /// Per-phase weights of the GEMM path.
-    phase_w: Vec<f32>,
+    /// Modulated weights `[cout, cin, 9]` of the GEMM path.
+    wmod: Vec<f32>,
+    /// Demodulation coefficients.
+    demod: Vec<f32>,
     /// The transposed convolution's output phases for one chunk of rows.
     chunk: Vec<f32>,
     /// Force the im2col + GEMM path (to test it against the direct kernel).
@@ -237,7 +303,7 @@ pub(crate) fn conv_taps(
                 }
             });
         let tile = &mut scratch.tile[..cout * n];
-        sgemm(cout, n, k, tile, n, wts, k, cols, n, false, Threads::Pool);
+        sgemm(cout, n, k, tile, n, wts, k, cols, n, false);
         // Copy the tile's rows into place, through the epilogue; parallel over channels.
         let local0 = (i0 - rows.start) * out_w;
         let plane = rows.len() * out_w;
@@ -284,16 +350,15 @@ fn fill_im2col_row(
     }
 }
 
-/// The 3x3 "same" modulated convolution (padding 1): `x` is `[cin, h, w]`, `wmod` the
-/// per-sample `[cout, cin, 3, 3]` weights, the result `[cout, h, w]` goes to `dst` through
-/// the epilogue.
+/// The 3x3 "same" modulated convolution (padding 1): `x` is `[cin, h, w]`, `mc` the weights
+/// and styles, the result `[cout, h, w]` goes to `dst` through the epilogue.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn conv3x3(
     x: &[f32],
     cin: usize,
     h: usize,
     w: usize,
-    wmod: &[f32],
+    mc: &ModConv<'_>,
     cout: usize,
     dst: &mut [f32],
     epi: &Epilogue<'_>,
@@ -305,7 +370,8 @@ pub(crate) fn conv3x3(
     });
     if scratch.use_direct() {
         let idx: [usize; 9] = std::array::from_fn(|t| t);
-        direct::block_weights(wmod, cout, cin, 9, &idx, &mut scratch.wblk[0]);
+        mc.demod(cout, &mut scratch.demod);
+        mc.blocked(cout, &scratch.demod, &idx, &mut scratch.wblk[0]);
         let sub = direct::SubConv {
             taps: &taps,
             wblk: &scratch.wblk[0],
@@ -317,13 +383,15 @@ pub(crate) fn conv3x3(
         direct::conv_direct(x, cin, h, w, cout, &[sub]);
         return;
     }
+    let mut wmod = std::mem::take(&mut scratch.wmod);
+    mc.dense(&mut wmod);
     conv_taps(
         x,
         cin,
         h,
         w,
         &taps,
-        wmod,
+        &wmod,
         cout,
         0..h,
         w,
@@ -331,6 +399,7 @@ pub(crate) fn conv3x3(
         Some(epi),
         scratch,
     );
+    scratch.wmod = wmod;
 }
 
 /// Sizes of the four output phases of the stride-2 transposed convolution of an `r × r`
@@ -392,9 +461,8 @@ fn default_chunk_rows(cout: usize, r: usize) -> usize {
 
 /// The upsampling convolution (`conv0` of a block) without its noise/bias/activation: the
 /// transposed 3x3 convolution with stride 2 (no padding), then the FIR with padding 1 on
-/// every side, then `epi`. `x` is `[cin, r, r]`, `wmod` the per-sample `[cout, cin, 3, 3]`
-/// weights (used unflipped: a true convolution of the zero-stuffed input), `out`
-/// `[cout, 2r, 2r]`.
+/// every side, then `epi`. `x` is `[cin, r, r]`, `mc` the weights and styles (the kernel is
+/// used unflipped: a true convolution of the zero-stuffed input), `out` `[cout, 2r, 2r]`.
 ///
 /// The transposed convolution runs in polyphase form: output `T[o, 2i + py, 2j + px]` only
 /// gathers the kernel taps of matching parity, so the zeros of the stuffed input are never
@@ -405,7 +473,7 @@ pub(crate) fn conv_up(
     x: &[f32],
     cin: usize,
     r: usize,
-    wmod: &[f32],
+    mc: &ModConv<'_>,
     cout: usize,
     fir: &Fir4,
     epi: &Epilogue<'_>,
@@ -418,6 +486,7 @@ pub(crate) fn conv_up(
     if r == 0 || cout == 0 {
         return;
     }
+    let weights = PhaseWeights::new(mc, cin, cout, scratch);
     let chunk_rows = scratch
         .chunk_rows
         .unwrap_or_else(|| default_chunk_rows(cout, r))
@@ -434,10 +503,87 @@ pub(crate) fn conv_up(
         if chunk.len() < layout.len {
             chunk.resize(layout.len, 0.0);
         }
-        transposed_phases(x, cin, r, wmod, &layout, &mut chunk[..layout.len], scratch);
+        transposed_phases(
+            x,
+            cin,
+            r,
+            &weights,
+            &layout,
+            &mut chunk[..layout.len],
+            scratch,
+        );
         fir_chunk_epilogue(&chunk[..layout.len], &layout, fir, epi, 2 * c0..2 * c1, out);
         scratch.chunk = chunk;
         c0 = c1;
+    }
+    weights.give_back(scratch);
+}
+
+/// Along one axis of the transposed convolution: `T[2i] = w[0]·x[i] + w[2]·x[i-1]`
+/// (i = 0..=r), `T[2i+1] = w[1]·x[i]`, as (kernel index, input offset) per output parity.
+fn axis_taps(parity: usize) -> &'static [(usize, isize)] {
+    if parity == 0 {
+        &[(0, 0), (2, -1)]
+    } else {
+        &[(1, 0)]
+    }
+}
+
+/// Taps and kernel positions of the four phases.
+fn phase_taps() -> ([Vec<Tap>; 4], [Vec<usize>; 4]) {
+    let mut taps: [Vec<Tap>; 4] = Default::default();
+    let mut kidx: [Vec<usize>; 4] = Default::default();
+    for k in 0..4 {
+        let (py, px) = (k / 2, k % 2);
+        for &(ky, dy) in axis_taps(py) {
+            for &(kx, dx) in axis_taps(px) {
+                taps[k].push(Tap { dy, dx });
+                kidx[k].push(ky * 3 + kx);
+            }
+        }
+    }
+    (taps, kidx)
+}
+
+/// The per-sample weights of the four phases, prepared once for all chunks: blocked for the
+/// direct kernel, or dense `[cout, cin, taps]` per phase for the GEMM path.
+struct PhaseWeights {
+    direct: bool,
+    taps: [Vec<Tap>; 4],
+    w: [Vec<f32>; 4],
+}
+
+impl PhaseWeights {
+    fn new(mc: &ModConv<'_>, cin: usize, cout: usize, scratch: &mut ConvScratch) -> PhaseWeights {
+        let (taps, kidx) = phase_taps();
+        let direct = scratch.use_direct();
+        let mut w: [Vec<f32>; 4] = std::mem::take(&mut scratch.wblk);
+        if direct {
+            mc.demod(cout, &mut scratch.demod);
+            for (kidx, wk) in kidx.iter().zip(w.iter_mut()) {
+                mc.blocked(cout, &scratch.demod, kidx, wk);
+            }
+        } else {
+            mc.dense(&mut scratch.wmod);
+            for (kidx, wk) in kidx.iter().zip(w.iter_mut()) {
+                let nt = kidx.len();
+                wk.clear();
+                wk.resize(cout * cin * nt, 0.0);
+                for (o, prow) in wk.chunks_mut(cin * nt).enumerate() {
+                    for c in 0..cin {
+                        let src = &scratch.wmod[(o * cin + c) * 9..(o * cin + c + 1) * 9];
+                        for (t, &ki) in kidx.iter().enumerate() {
+                            prow[c * nt + t] = src[ki];
+                        }
+                    }
+                }
+            }
+        }
+        PhaseWeights { direct, taps, w }
+    }
+
+    fn give_back(self, scratch: &mut ConvScratch) {
+        scratch.wblk = self.w;
     }
 }
 
@@ -447,31 +593,12 @@ fn transposed_phases(
     x: &[f32],
     cin: usize,
     r: usize,
-    wmod: &[f32],
+    weights: &PhaseWeights,
     layout: &ChunkLayout,
     dst: &mut [f32],
     scratch: &mut ConvScratch,
 ) {
     let cout = layout.cout;
-    // Along one axis: T[2i] = w[0]·x[i] + w[2]·x[i-1] (i = 0..=r), T[2i+1] = w[1]·x[i].
-    let axis_taps = |parity: usize| -> &'static [(usize, isize)] {
-        if parity == 0 {
-            &[(0, 0), (2, -1)]
-        } else {
-            &[(1, 0)]
-        }
-    };
-    let mut phase_taps: [Vec<Tap>; 4] = Default::default();
-    let mut phase_kidx: [Vec<usize>; 4] = Default::default();
-    for k in 0..4 {
-        let (py, px) = (k / 2, k % 2);
-        for &(ky, dy) in axis_taps(py) {
-            for &(kx, dx) in axis_taps(px) {
-                phase_taps[k].push(Tap { dy, dx });
-                phase_kidx[k].push(ky * 3 + kx);
-            }
-        }
-    }
     let dims = phase_dims(r);
     // Disjoint output slices of the four phases.
     let offs = layout.offs;
@@ -479,10 +606,7 @@ fn transposed_phases(
     let (p1, rest) = rest.split_at_mut(offs[2] - offs[1]);
     let (p2, p3) = rest.split_at_mut(offs[3] - offs[2]);
     let dsts = [p0, p1, p2, p3];
-    if scratch.use_direct() {
-        for (kidx, wblk) in phase_kidx.iter().zip(scratch.wblk.iter_mut()) {
-            direct::block_weights(wmod, cout, cin, 9, kidx, wblk);
-        }
+    if weights.direct {
         let subs: Vec<direct::SubConv<'_>> = dsts
             .into_iter()
             .enumerate()
@@ -490,8 +614,8 @@ fn transposed_phases(
                 let rows = layout.rows[k].clone();
                 let out_w = dims[k].1;
                 direct::SubConv {
-                    taps: &phase_taps[k],
-                    wblk: &scratch.wblk[k],
+                    taps: &weights.taps[k],
+                    wblk: &weights.w[k],
                     sink: direct::RowSink::new(d, cout, rows.len(), out_w),
                     rows,
                     out_w,
@@ -503,24 +627,21 @@ fn transposed_phases(
         return;
     }
     for (k, d) in dsts.into_iter().enumerate() {
-        let (taps, kidx) = (&phase_taps[k], &phase_kidx[k]);
-        let nt = taps.len();
-        let mut phase_w = std::mem::take(&mut scratch.phase_w);
-        phase_w.clear();
-        phase_w.resize(cout * cin * nt, 0.0);
-        for (o, prow) in phase_w.chunks_mut(cin * nt).enumerate() {
-            for c in 0..cin {
-                let src = &wmod[(o * cin + c) * 9..(o * cin + c + 1) * 9];
-                for (t, &ki) in kidx.iter().enumerate() {
-                    prow[c * nt + t] = src[ki];
-                }
-            }
-        }
         let rows = layout.rows[k].clone();
         conv_taps(
-            x, cin, r, r, taps, &phase_w, cout, rows, dims[k].1, d, None, scratch,
+            x,
+            cin,
+            r,
+            r,
+            &weights.taps[k],
+            &weights.w[k],
+            cout,
+            rows,
+            dims[k].1,
+            d,
+            None,
+            scratch,
         );
-        scratch.phase_w = phase_w;
     }
 }
 
@@ -667,93 +788,176 @@ fn fir_chunk_channel_body(
 
 /// `y += upfirdn2d.upsample2d(img)` (factor 2, padding [2, 1] per axis) for a `[c, r, r]`
 /// image and a `[c, 2r, 2r]` `y`, written polyphase: only the non-zero samples of the stuffed
-/// input are read. Along one axis, with `g` the correlation coefficients over the stuffed and
-/// padded signal: `u[2m] = g[0]·x[m-1] + g[2]·x[m]`, `u[2m+1] = g[1]·x[m] + g[3]·x[m+1]`.
+/// input are read (see [`upsample_row_add`]).
 pub(crate) fn upsample2d_add(img: &[f32], c: usize, r: usize, fir: &Fir4, y: &mut [f32]) {
-    upsample2d_add_dispatch(img, c, r, fir, y);
-}
-
-avx2_dispatch! {
-    fn upsample2d_add_dispatch(img: &[f32], c: usize, r: usize, fir: &Fir4, y: &mut [f32])
-        => upsample2d_add_body
-}
-
-#[inline(always)]
-fn upsample2d_add_body(img: &[f32], c: usize, r: usize, fir: &Fir4, y: &mut [f32]) {
     let on = 2 * r;
     assert_eq!(img.len(), c * r * r, "upsample input size");
     assert_eq!(y.len(), c * on * on, "upsample output size");
-    // Rows of the vertically upsampled plane, each padded with a zero on both sides.
-    let mut vert = vec![0f32; on * (r + 2)];
-    let zero = vec![0f32; r];
-    let g = fir.fy;
-    for ch in 0..c {
-        let plane = &img[ch * r * r..(ch + 1) * r * r];
-        let row = |m: isize| -> &[f32] {
-            if m < 0 || m >= r as isize {
-                &zero
-            } else {
-                &plane[m as usize * r..(m as usize + 1) * r]
-            }
-        };
-        for yy in 0..on {
-            let m = (yy / 2) as isize;
-            let (a, b, ga, gb) = if yy % 2 == 0 {
-                (row(m - 1), row(m), g[0], g[2])
-            } else {
-                (row(m), row(m + 1), g[1], g[3])
-            };
-            let dst = &mut vert[yy * (r + 2) + 1..yy * (r + 2) + 1 + r];
-            for ((d, &av), &bv) in dst.iter_mut().zip(a).zip(b) {
-                *d = ga * av + gb * bv;
-            }
-        }
-        let f = fir.fx;
-        let oplane = &mut y[ch * on * on..(ch + 1) * on * on];
-        for yy in 0..on {
-            // vp[k] = vertical value at column k - 1 (zero outside).
-            let vp = &vert[yy * (r + 2)..(yy + 1) * (r + 2)];
-            let orow = &mut oplane[yy * on..(yy + 1) * on];
-            for (m, pair) in orow.chunks_exact_mut(2).enumerate() {
-                pair[0] += f[0] * vp[m] + f[2] * vp[m + 1];
-                pair[1] += f[1] * vp[m + 1] + f[3] * vp[m + 2];
-            }
-        }
+    y.par_chunks_mut(on * on)
+        .zip(img.par_chunks(r * r))
+        .for_each(|(oplane, plane)| upsample_rows_add(plane, r, fir, 0, oplane));
+}
+
+avx2_dispatch! {
+    /// [`upsample_row_add`] for output rows `yy0..` (as many as `dst` holds, `2r` wide).
+    fn upsample_rows_add(plane: &[f32], r: usize, fir: &Fir4, yy0: usize, dst: &mut [f32])
+        => upsample_rows_add_body
+}
+
+#[inline(always)]
+fn upsample_rows_add_body(plane: &[f32], r: usize, fir: &Fir4, yy0: usize, dst: &mut [f32]) {
+    let mut vtmp = vec![0f32; r + 2];
+    for (k, row) in dst.chunks_exact_mut(2 * r).enumerate() {
+        upsample_row_add(plane, r, fir, yy0 + k, row, &mut vtmp);
     }
 }
 
-/// The 1x1 modulated convolution of ToRGB (no demodulation): `out[o, p] = Σ_c wmod[o, c] ·
-/// x[c, p]`, then bias and clamp. `x` is `[cin, hw]`, `out` `[cout, hw]`.
-pub(crate) fn torgb(
+/// Adds row `yy` of the upsampled `r × r` `plane` to `dst` (`2r` wide). Along one axis, with
+/// `g` the correlation coefficients over the stuffed and padded signal:
+/// `u[2m] = g[0]·x[m-1] + g[2]·x[m]`, `u[2m+1] = g[1]·x[m] + g[3]·x[m+1]`. `vtmp` is scratch
+/// of `r + 2` values.
+#[inline(always)]
+fn upsample_row_add(
+    plane: &[f32],
+    r: usize,
+    fir: &Fir4,
+    yy: usize,
+    dst: &mut [f32],
+    vtmp: &mut [f32],
+) {
+    let g = fir.fy;
+    let m = yy / 2;
+    // The two source rows and their weights (a missing row contributes nothing).
+    let (ra, rb, ga, gb) = if yy.is_multiple_of(2) {
+        (m.checked_sub(1), Some(m), g[0], g[2])
+    } else {
+        (Some(m), Some(m + 1).filter(|&k| k < r), g[1], g[3])
+    };
+    let row = |k: usize| &plane[k * r..(k + 1) * r];
+    // vtmp[k] = vertical value at column k - 1 (zero outside).
+    vtmp[0] = 0.0;
+    vtmp[r + 1] = 0.0;
+    let v = &mut vtmp[1..=r];
+    match (ra, rb) {
+        (Some(a), Some(b)) => {
+            for ((d, &av), &bv) in v.iter_mut().zip(row(a)).zip(row(b)) {
+                *d = ga * av + gb * bv;
+            }
+        }
+        (Some(a), None) => {
+            for (d, &av) in v.iter_mut().zip(row(a)) {
+                *d = ga * av;
+            }
+        }
+        (None, Some(b)) => {
+            for (d, &bv) in v.iter_mut().zip(row(b)) {
+                *d = gb * bv;
+            }
+        }
+        (None, None) => v.fill(0.0),
+    }
+    let f = fir.fx;
+    for (m, pair) in dst.chunks_exact_mut(2).enumerate() {
+        pair[0] += f[0] * vtmp[m] + f[2] * vtmp[m + 1];
+        pair[1] += f[1] * vtmp[m + 1] + f[3] * vtmp[m + 2];
+    }
+}
+
+/// ToRGB: the 1x1 modulated convolution without demodulation, `out[o, p] = Σ_c wmod[o, c] ·
+/// x[c, p]`, then bias and clamp (`epi`), then, when `prev` is given, the upsampled previous
+/// image (`[cout, res/2, res/2]`, upsampled with the filter) is added. `x` is
+/// `[cin, res, res]`, `out` `[cout, res, res]`. Parallel over bands of rows, so each band's
+/// input and output stay in cache through all three steps.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn torgb_skip(
     x: &[f32],
     cin: usize,
-    hw: usize,
+    res: usize,
     wmod: &[f32],
     cout: usize,
     epi: &Epilogue<'_>,
+    prev: Option<(&[f32], &Fir4)>,
     out: &mut [f32],
 ) {
-    sgemm(
-        cout,
-        hw,
-        cin,
-        out,
-        hw,
-        wmod,
-        cin,
-        x,
-        hw,
-        false,
-        Threads::Pool,
-    );
-    // Split the planes into chunks so that both threads get work with 3 output channels.
-    let chunk = hw.div_ceil(4 * rayon::current_num_threads()).max(4096);
-    out.par_chunks_mut(hw).enumerate().for_each(|(c, plane)| {
-        plane
-            .par_chunks_mut(chunk)
-            .enumerate()
-            .for_each(|(k, part)| apply_epilogue(epi, c, k * chunk, part));
+    let hw = res * res;
+    assert_eq!(x.len(), cin * hw, "ToRGB input size");
+    assert_eq!(wmod.len(), cout * cin, "ToRGB weight size");
+    assert_eq!(out.len(), cout * hw, "ToRGB output size");
+    let half = res / 2;
+    if let Some((p, _)) = prev {
+        assert_eq!(p.len(), cout * half * half, "previous image size");
+    }
+    if hw == 0 || cout == 0 {
+        return;
+    }
+    // Bands of whole rows, about 16k pixels each.
+    let band_rows = (16384 / res).clamp(1, res);
+    let nbands = res.div_ceil(band_rows);
+    // Per band, the output rows of every channel.
+    let mut bands: Vec<Vec<&mut [f32]>> = (0..nbands).map(|_| Vec::with_capacity(cout)).collect();
+    for plane in out.chunks_mut(hw) {
+        for (b, part) in plane.chunks_mut(band_rows * res).enumerate() {
+            bands[b].push(part);
+        }
+    }
+    bands.into_par_iter().enumerate().for_each(|(b, mut outs)| {
+        torgb_band(x, cin, res, wmod, epi, prev, b * band_rows, &mut outs);
     });
+}
+
+avx2_dispatch! {
+    fn torgb_band(
+        x: &[f32],
+        cin: usize,
+        res: usize,
+        wmod: &[f32],
+        epi: &Epilogue<'_>,
+        prev: Option<(&[f32], &Fir4)>,
+        y0: usize,
+        outs: &mut [&mut [f32]],
+    ) => torgb_band_body
+}
+
+/// One band of [`torgb_skip`]: `outs[o]` are channel `o`'s rows from `y0` on.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn torgb_band_body(
+    x: &[f32],
+    cin: usize,
+    res: usize,
+    wmod: &[f32],
+    epi: &Epilogue<'_>,
+    prev: Option<(&[f32], &Fir4)>,
+    y0: usize,
+    outs: &mut [&mut [f32]],
+) {
+    let hw = res * res;
+    let p0 = y0 * res;
+    let half = res / 2;
+    let mut vtmp = vec![0f32; half + 2];
+    for (o, dst) in outs.iter_mut().enumerate() {
+        let n = dst.len();
+        let wrow = &wmod[o * cin..(o + 1) * cin];
+        for (c, &wv) in wrow.iter().enumerate() {
+            let src = &x[c * hw + p0..c * hw + p0 + n];
+            if c == 0 {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d = wv * s;
+                }
+            } else {
+                for (d, &s) in dst.iter_mut().zip(src) {
+                    *d += wv * s;
+                }
+            }
+        }
+        epi.apply(o, p0, dst);
+        if let Some((img, fir)) = prev {
+            let plane = &img[o * half * half..(o + 1) * half * half];
+            for (k, row) in dst.chunks_exact_mut(res).enumerate() {
+                upsample_row_add(plane, half, fir, y0 + k, row, &mut vtmp);
+            }
+        }
+    }
 }
 
 avx2_dispatch! {
@@ -818,7 +1022,15 @@ mod tests {
     fn conv3x3_matches_direct_formula() {
         for (cin, cout, h, w) in [(4, 3, 6, 7), (6, 9, 5, 50)] {
             let x = pseudo(cin * h * w, 3);
-            let wt = pseudo(cout * cin * 9, 4);
+            let raw = pseudo(cout * cin * 9, 4);
+            let styles = pseudo(cin, 7);
+            let mc = ModConv {
+                weight: &raw,
+                styles: &styles,
+            };
+            // Reference weights: modulated and demodulated.
+            let mut wt = Vec::new();
+            modulate(&raw, &styles, 9, true, &mut wt);
             let bias = pseudo(cout, 5);
             let noise = pseudo(h * w, 6);
             let epi = Epilogue {
@@ -829,7 +1041,7 @@ mod tests {
             };
             for mut scratch in both_paths() {
                 let mut got = vec![f32::NAN; cout * h * w];
-                conv3x3(&x, cin, h, w, &wt, cout, &mut got, &epi, &mut scratch);
+                conv3x3(&x, cin, h, w, &mc, cout, &mut got, &epi, &mut scratch);
                 for o in 0..cout {
                     for i in 0..h as isize {
                         for j in 0..w as isize {
@@ -866,7 +1078,14 @@ mod tests {
         };
         for (cin, cout, r) in [(3, 2, 5), (5, 6, 26), (4, 5, 16), (2, 3, 1)] {
             let x = pseudo(cin * r * r, 1);
-            let w = pseudo(cout * cin * 9, 2);
+            let raw = pseudo(cout * cin * 9, 2);
+            let styles = pseudo(cin, 8);
+            let mc = ModConv {
+                weight: &raw,
+                styles: &styles,
+            };
+            let mut w = Vec::new();
+            modulate(&raw, &styles, 9, true, &mut w);
             let bias = pseudo(cout, 3);
             let on = 2 * r;
             let noise = pseudo(on * on, 4);
@@ -904,7 +1123,7 @@ mod tests {
                 for chunk_rows in [None, Some(1), Some(3)] {
                     scratch.chunk_rows = chunk_rows;
                     let mut got = vec![f32::NAN; cout * on * on];
-                    conv_up(&x, cin, r, &w, cout, &fir, &epi, &mut got, &mut scratch);
+                    conv_up(&x, cin, r, &mc, cout, &fir, &epi, &mut got, &mut scratch);
                     for (a, b) in got.iter().zip(&want) {
                         assert!(
                             (a - b).abs() < 1e-5,
@@ -914,6 +1133,23 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn demodulated_weights_have_unit_norm_per_output_channel() {
+        let (cout, cin) = (3, 5);
+        let raw = pseudo(cout * cin * 9, 12);
+        let styles = pseudo(cin, 13);
+        let mut wm = Vec::new();
+        modulate(&raw, &styles, 9, true, &mut wm);
+        for o in 0..cout {
+            let row = &wm[o * cin * 9..(o + 1) * cin * 9];
+            let norm: f64 = row.iter().map(|&v| v as f64 * v as f64).sum();
+            assert!((norm - 1.0).abs() < 1e-5, "{norm}");
+            // Before demodulation the weight is weight · style.
+            let ratio = row[9 + 4] / (raw[(o * cin + 1) * 9 + 4] * styles[1]);
+            assert!((ratio - row[0] / (raw[o * cin * 9] * styles[0])).abs() < 1e-4);
         }
     }
 
