@@ -21,7 +21,7 @@ thread_local! {
     static BAND: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Band buffer budget in floats (about the size of a core's L2 cache).
+/// Band buffer budget in floats (1 MB: a band stays in L2 or at least the last-level cache).
 const BAND_FLOATS: usize = 256 * 1024;
 
 /// Weight budget in floats of the output-channel blocks computed together.

@@ -18,6 +18,17 @@
 //! `noise_strength`. Because of the per-layer, per-sample streams, the whole network and a
 //! chain of [`Sg2Synthesis::block_forward`] calls draw identical noise, and sample `i` of a
 //! batch does not depend on the other samples.
+//!
+//! ## Kernels
+//! Styles are computed per sample and folded into the weights (modulation, demodulation), so
+//! each layer is a plain convolution per sample. On x86-64 CPUs with AVX2+FMA the 3x3
+//! convolutions run in a direct register-blocked kernel (`direct.rs`); elsewhere as im2col
+//! tiles + GEMM (faer's `gemm`). The upsampling `conv0` is a stride-2 transposed convolution in
+//! polyphase form (the zeros of the stuffed input are never multiplied) computed in chunks of
+//! rows whose four phases go straight through the separable 4-tap FIR, noise, bias, leaky ReLU
+//! and clamp; ToRGB and the upsampled skip image are fused per band of rows. Work is spread
+//! over the rayon pool; samples of a batch run one after the other, so memory does not grow
+//! with the batch.
 
 mod config;
 mod direct;
@@ -211,7 +222,10 @@ impl Progress<'_> {
     }
 }
 
-/// The StyleGAN2 synthesis network, ready to run.
+/// The StyleGAN2 synthesis network, ready to run. `Send + Sync`; concurrent calls work (each
+/// gets its own scratch memory). After a call the largest intermediate buffers (a few feature
+/// maps of the top resolution) are kept for the next call; [`Sg2Synthesis::release_memory`]
+/// frees them.
 pub struct Sg2Synthesis {
     blocks: Vec<Block>,
     num_ws: usize,
