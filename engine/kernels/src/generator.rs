@@ -62,6 +62,8 @@ impl Architecture {
 }
 
 /// The synthesis network of either family.
+// One value per loaded model, so the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Synthesis {
     Sg2(Sg2Synthesis),
     Sg3(Sg3Synthesis),
