@@ -62,6 +62,9 @@ impl Architecture {
 }
 
 /// The synthesis network of either family.
+// One value per loaded model, never in bulk or moved in hot code: the size difference between
+// the variants costs nothing, and boxing would change the public variants.
+#[allow(clippy::large_enum_variant)]
 pub enum Synthesis {
     Sg2(Sg2Synthesis),
     Sg3(Sg3Synthesis),

@@ -515,7 +515,7 @@ impl<'a> Machine<'a, '_> {
     }
 
     fn set_items(&mut self, target: &Value, flat: Vec<Value>) -> Result<(), PickleError> {
-        if flat.len() % 2 != 0 {
+        if !flat.len().is_multiple_of(2) {
             return Err(self.err("odd number of items for a dict"));
         }
         self.charge(flat.len() * VALUE_COST)?;
