@@ -1,8 +1,15 @@
 //! Parity of the StyleGAN2 synthesis network with the official implementation, on the
 //! committed reference fixtures (`tests/fixtures/stylegan2-*`, see their README).
+//!
+//! Nets: `stylegan2-mid-64` (`G_ema.safetensors`) and `stylegan2-tiny-16` (a network pickle
+//! only, read by `stylegraph-pickle`); both record every layer on all channels.
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use common::{fixture_dir, max_abs_diff};
 
 use stylegraph_kernels::sg2::{state_dict_entries, Sg2Config, Sg2Synthesis};
 use stylegraph_kernels::{Features, NoControl, NoiseMode, TensorMap};
@@ -13,12 +20,6 @@ use stylegraph_npy::Array;
 const IMG_TOL: f32 = 1e-5;
 /// Per-layer tolerance, relative to the layer's largest magnitude (activations reach ~10).
 const LAYER_REL_TOL: f32 = 2e-6;
-
-fn fixture_dir(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/fixtures")
-        .join(name)
-}
 
 fn read_json(path: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -95,12 +96,11 @@ fn mid64() -> Fixture {
     Fixture::load("stylegan2-mid-64", &map)
 }
 
-fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+/// The 16 px net ships only as a training-snapshot pickle: its `G_ema` tensors come through
+/// our pickle reader, so these checks also cover that path end to end.
+fn tiny16() -> Fixture {
+    let map = common::load_pickle_tensors("stylegan2-tiny-16", "network-snapshot-nosrc.pkl");
+    Fixture::load("stylegan2-tiny-16", &map)
 }
 
 fn max_abs(a: &[f32]) -> f32 {
@@ -161,17 +161,21 @@ fn check_u8(fx: &Fixture, tag: &str, got: &[f32]) {
     );
 }
 
-#[test]
-fn config_and_state_dict_layout_match_the_reference() {
-    let fx = mid64();
-    assert_eq!(fx.cfg.img_resolution, 64);
-    assert_eq!(fx.cfg.channel_base, 2048);
-    assert_eq!(fx.cfg.channel_max, 64);
-    assert_eq!(fx.cfg.conv_clamp, Some(256.0));
-    assert_eq!(
-        fx.net.num_ws(),
-        fx.reference["num_ws"].as_u64().unwrap_or(0) as usize
-    );
+/// The constructor arguments read from `reference.json`, the state-dict names and shapes, and
+/// the block structure all match the reference.
+fn check_config_and_layout(fx: &Fixture) {
+    let kw = generator_kwargs(&fx.reference);
+    let num = |v: &serde_json::Value| v.as_u64().expect("integer") as usize;
+    assert_eq!(fx.cfg.img_resolution, num(&kw["img_resolution"]));
+    assert_eq!(fx.cfg.img_resolution, num(&fx.reference["img_resolution"]));
+    assert_eq!(fx.cfg.channel_base, num(&kw["channel_base"]));
+    assert_eq!(fx.cfg.channel_max, num(&kw["channel_max"]));
+    // Every recorded block has the same clamp (the official default of 256 for these nets).
+    for b in fx.reference["layers"]["blocks"].as_array().expect("blocks") {
+        let clamp = b["conv_clamp"].as_f64().expect("conv_clamp") as f32;
+        assert_eq!(fx.cfg.conv_clamp, Some(clamp));
+    }
+    assert_eq!(fx.net.num_ws(), num(&fx.reference["num_ws"]));
     let entries = state_dict_entries(&fx.cfg).unwrap_or_else(|e| panic!("{e}"));
     let want: Vec<(String, Vec<usize>)> = fx.reference["state_dict"]
         .as_array()
@@ -183,14 +187,13 @@ fn config_and_state_dict_layout_match_the_reference() {
                 .as_array()
                 .expect("shape")
                 .iter()
-                .map(|d| d.as_u64().expect("dim") as usize)
+                .map(num)
                 .collect();
             (name, shape)
         })
         .collect();
     let got: Vec<(String, Vec<usize>)> = entries.into_iter().map(|e| (e.name, e.shape)).collect();
     assert_eq!(got, want);
-    // The block structure of the reference layer table.
     let blocks: Vec<String> = fx.reference["layers"]["blocks"]
         .as_array()
         .expect("blocks")
@@ -200,9 +203,9 @@ fn config_and_state_dict_layout_match_the_reference() {
     assert_eq!(fx.net.block_names(), blocks);
 }
 
-#[test]
-fn every_layer_matches_the_recorded_activations() {
-    let fx = mid64();
+/// Runs the blocks one by one on seed 0's latents and compares every recorded activation
+/// (conv0/conv1/torgb/out0/out1 of every block) with the reference.
+fn check_every_layer(fx: &Fixture) {
     let npz = stylegraph_npy::read_npz(&fx.dir.join("cases/seed0000_psi1_activations.npz"))
         .unwrap_or_else(|e| panic!("{e}"));
     let (_, ws) = fx.case("seed0000_psi1_ws.npy");
@@ -256,9 +259,9 @@ fn every_layer_matches_the_recorded_activations() {
     assert_eq!(checked, 5 * fx.net.block_names().len() - 1);
 }
 
-#[test]
-fn final_images_match_for_both_seeds_and_psi() {
-    let fx = mid64();
+/// Whole-network images (const noise) for both seeds at psi 1 and 0.7, as floats and as the
+/// official uint8 conversion.
+fn check_final_images(fx: &Fixture) {
     for tag in [
         "seed0000_psi1",
         "seed0000_psi0.7",
@@ -266,28 +269,75 @@ fn final_images_match_for_both_seeds_and_psi() {
         "seed0001_psi0.7",
     ] {
         let got = fx.image(&format!("{tag}_ws.npy"), NoiseMode::Const);
-        check_image(&fx, tag, &got);
-        check_u8(&fx, tag, &got);
+        check_image(fx, tag, &got);
+        check_u8(fx, tag, &got);
     }
 }
 
-#[test]
-fn noise_mode_none_matches() {
-    let fx = mid64();
+/// `noise_mode='none'` images, and the const noise really contributes.
+fn check_noise_mode_none(fx: &Fixture) {
     for seed in ["seed0000", "seed0001"] {
         let got = fx.image(&format!("{seed}_psi1_ws.npy"), NoiseMode::None);
-        check_image(&fx, &format!("{seed}_psi1_noisenone"), &got);
-        // The const noise really contributes: the const image differs.
+        check_image(fx, &format!("{seed}_psi1_noisenone"), &got);
         let with_noise = fx.image(&format!("{seed}_psi1_ws.npy"), NoiseMode::Const);
         assert!(max_abs_diff(&got, &with_noise) > 1e-3);
     }
 }
 
-#[test]
-fn style_mixing_case_matches() {
-    let fx = mid64();
+/// The style-mixing case (different latents per layer).
+fn check_style_mixing(fx: &Fixture) {
     let got = fx.image("mix_r85_c55_ws.npy", NoiseMode::Const);
-    check_image(&fx, "mix_r85_c55", &got);
+    check_image(fx, "mix_r85_c55", &got);
+}
+
+#[test]
+fn mid64_config_and_state_dict_layout_match_the_reference() {
+    check_config_and_layout(&mid64());
+}
+
+#[test]
+fn mid64_every_layer_matches_the_recorded_activations() {
+    check_every_layer(&mid64());
+}
+
+#[test]
+fn mid64_final_images_match_for_both_seeds_and_psi() {
+    check_final_images(&mid64());
+}
+
+#[test]
+fn mid64_noise_mode_none_matches() {
+    check_noise_mode_none(&mid64());
+}
+
+#[test]
+fn mid64_style_mixing_case_matches() {
+    check_style_mixing(&mid64());
+}
+
+#[test]
+fn tiny16_config_and_state_dict_layout_match_the_reference() {
+    check_config_and_layout(&tiny16());
+}
+
+#[test]
+fn tiny16_every_layer_matches_the_recorded_activations() {
+    check_every_layer(&tiny16());
+}
+
+#[test]
+fn tiny16_final_images_match_for_both_seeds_and_psi() {
+    check_final_images(&tiny16());
+}
+
+#[test]
+fn tiny16_noise_mode_none_matches() {
+    check_noise_mode_none(&tiny16());
+}
+
+#[test]
+fn tiny16_style_mixing_case_matches() {
+    check_style_mixing(&tiny16());
 }
 
 /// Chains `block_forward` over all blocks for a batch.
@@ -379,11 +429,3 @@ fn cancellation_stops_the_forward_pass() {
     let r = fx.net.forward(&ws, 1, NoiseMode::Const, &Cancelled);
     assert!(matches!(r, Err(stylegraph_kernels::ModelError::Cancelled)));
 }
-
-// HOOK (stylegan2-tiny-16): that fixture ships only `network-snapshot-nosrc.pkl`. Once the
-// pickle reader is merged, load its `G_ema` tensors into a `TensorMap` and run the same checks:
-//     let map = /* pickle G_ema -> TensorMap */;
-//     let fx = Fixture::load("stylegan2-tiny-16", &map);
-// then the bodies of `every_layer_matches_the_recorded_activations`,
-// `final_images_match_for_both_seeds_and_psi`, `noise_mode_none_matches` and
-// `style_mixing_case_matches` with `fx` (the helpers above take any `Fixture`).
