@@ -89,7 +89,7 @@ fn another_abi_major_is_refused_with_the_reason() {
         &c_source("example_plugin.c"),
         dir.path(),
         "stylegraph_plugin_future",
-        &["SG_TEST_ABI_MAJOR=99"],
+        &["SG_TEST_ABI_MAJOR=99", "SG_TEST_ABI_MINOR=0"],
     );
     let mut host = PluginHost::new();
     let err = host.load_file(&lib).expect_err("must be refused");
@@ -241,7 +241,8 @@ fn c_sees_the_same_struct_layout_as_rust() {
         get_extension);
     check!(SgErrorBuf: buf, capacity, len);
     check!(SgExecArgs: struct_size, inputs, input_count, params, param_count, outputs, output_count,
-        node_id, error);
+        node_id, error, stream_flags, chunk_index, chunk_offset, stream_total, stream);
+    check!(SgStream: struct_size, more, total_items);
     check!(SgPlugin: abi_major, abi_minor, struct_size, plugin_id, plugin_version, description,
         node_count, describe, create, destroy, execute);
 }
