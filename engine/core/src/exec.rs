@@ -242,6 +242,8 @@ struct StreamCall {
     total: u64,
     /// Items this call handles, when known beforehand (0 = unknown): scales its progress.
     items: u64,
+    /// The node is a stream consumer: its outputs are taken after the last chunk only.
+    consumer: bool,
 }
 
 impl StreamCall {
@@ -250,6 +252,7 @@ impl StreamCall {
         StreamCall {
             flags: SG_STREAM_ACTIVE | SG_STREAM_LAST,
             total,
+            consumer: true,
             ..StreamCall::default()
         }
     }
@@ -907,10 +910,7 @@ impl Session {
         if let Err(NodeOutcome::Failed(msg)) =
             self.execute_node(run, node, &inputs, &options, emit, &call, None)
         {
-            // Outputs are not expected from an abort call; anything else is worth a line.
-            if !msg.contains("was not set by the node") {
-                tracing::debug!(node = node.id, "abort call: {msg}");
-            }
+            tracing::debug!(node = node.id, "abort call: {msg}");
         }
         lock(&self.instances).remove(node.id);
     }
@@ -1040,6 +1040,7 @@ impl Session {
                     offset,
                     total,
                     items: if j == 0 { prev_items } else { items },
+                    consumer: consumer[j],
                 };
                 let mut report = SgStream {
                     struct_size: std::mem::size_of::<SgStream>() as u32,
@@ -1283,6 +1284,13 @@ impl Session {
                 SG_PANIC => label(format!("the node panicked: {msg}")),
                 _ => label(msg),
             }));
+        }
+        // A consumer's outputs count after its last chunk only (an abort call has none).
+        let final_call = call.flags & SG_STREAM_ABORT == 0
+            && (!call.consumer || call.flags & SG_STREAM_LAST != 0);
+        if !final_call {
+            drop_outputs(&c_outputs);
+            return Ok(Vec::new());
         }
         // Take ownership of the outputs, checking each against its declared port type.
         let mut outputs = Vec::with_capacity(c_outputs.len());
