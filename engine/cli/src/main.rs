@@ -403,7 +403,8 @@ fn apply_sets(graph: &mut Graph, sets: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Finds the param that `--seeds` sets.
+/// Finds the param that `--seeds` sets: the graph's only seed param, or else the only one on a
+/// source node (a node without inputs).
 fn seed_target(
     graph: &Graph,
     host: &PluginHost,
@@ -424,6 +425,17 @@ fn seed_target(
             for p in t.params.iter().filter(|p| p.is_seed) {
                 found.push((n.id.clone(), p.name.clone()));
             }
+        }
+    }
+    if found.len() > 1 {
+        // Prefer the seeds of source nodes (the latent's seed, not e.g. a noise seed downstream).
+        let sources: Vec<(String, String)> = found
+            .iter()
+            .filter(|(n, _)| graph.node(n).is_some_and(|d| d.inputs.is_empty()))
+            .cloned()
+            .collect();
+        if sources.len() == 1 {
+            return Ok(sources.into_iter().next().unwrap_or_default());
         }
     }
     match found.len() {

@@ -182,7 +182,7 @@ impl Graph {
     /// Serialises to pretty RON.
     pub fn to_ron_string(&self) -> Result<String, GraphFileError> {
         let config = ron::ser::PrettyConfig::new()
-            .struct_names(true)
+            .struct_names(false)
             .indentor("    ".to_owned())
             .separate_tuple_members(false);
         let mut s = ron::Options::default()

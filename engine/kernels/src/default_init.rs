@@ -10,8 +10,12 @@
 //! * the input affine gets small random weights (official: 0), so each seed also picks its own
 //!   rotation/translation of the Fourier features;
 //! * `magnitude_ema` of every layer is calibrated, like the EMA that training maintains: one
-//!   forward pass of a fixed latent measures each layer's input mean square;
-//! * ToRGB gets random biases and a larger style gain so colours are saturated.
+//!   forward pass of a typical latent (seed 0's) measures each layer's input mean square;
+//! * ToRGB is rescaled so its output over the styles of 16 seeds has a set contrast
+//!   (`image_std`) and no colour cast (its biases centre each channel), plus a small random
+//!   tint; seeds then differ in colour through their styles.
+//!
+//! Cost: one synthesis forward pass on top of drawing the weights (a few seconds at 1024 px).
 //!
 //! Random numbers: every tensor draws from its own `stylegraph_rng::RandomState` seeded from
 //! (seed, tensor index), so tensors can be generated in parallel and the result does not
@@ -31,21 +35,25 @@ use stylegraph_rng::RandomState;
 pub struct InitTuning {
     /// Std of the input affine's weights (official 0: no per-seed rotation/translation).
     pub input_affine_std: f32,
-    /// Calibrate `magnitude_ema` with a forward pass (official: 1).
-    pub calibrate_magnitudes: bool,
-    /// Std of the ToRGB biases (official 0).
+    /// Calibrate `magnitude_ema` and ToRGB with a forward pass (official: no calibration,
+    /// `magnitude_ema` 1).
+    pub calibrate: bool,
+    /// Image standard deviation (units of the [−1, 1] output) ToRGB is scaled to.
+    pub image_std: f32,
+    /// Std of a random tint added to the ToRGB biases (official 0).
     pub torgb_bias_std: f32,
-    /// Multiplier of the ToRGB conv weights (official 1).
-    pub torgb_weight_scale: f32,
+    /// Std of ToRGB's style affine weights (official 1): how strongly seeds differ in colour.
+    pub torgb_affine_std: f32,
 }
 
 impl Default for InitTuning {
     fn default() -> Self {
         InitTuning {
             input_affine_std: 0.5,
-            calibrate_magnitudes: true,
-            torgb_bias_std: 0.3,
-            torgb_weight_scale: 2.0,
+            calibrate: true,
+            image_std: 0.3,
+            torgb_bias_std: 0.1,
+            torgb_affine_std: 1.0,
         }
     }
 }
@@ -55,9 +63,10 @@ impl InitTuning {
     pub fn official() -> InitTuning {
         InitTuning {
             input_affine_std: 0.0,
-            calibrate_magnitudes: false,
+            calibrate: false,
+            image_std: 0.0,
             torgb_bias_std: 0.0,
-            torgb_weight_scale: 1.0,
+            torgb_affine_std: 1.0,
         }
     }
 }
@@ -90,7 +99,9 @@ fn make(fill: &Fill, numel: usize, rng_seed: u32) -> Vec<f32> {
         Fill::Values(v) => v.clone(),
         Fill::Randn(scale) => {
             let mut rng = RandomState::new(rng_seed);
-            (0..numel).map(|_| rng.next_gauss() as f32 * scale).collect()
+            (0..numel)
+                .map(|_| rng.next_gauss() as f32 * scale)
+                .collect()
         }
         Fill::Phases => {
             let mut rng = RandomState::new(rng_seed);
@@ -114,32 +125,64 @@ fn make(fill: &Fill, numel: usize, rng_seed: u32) -> Vec<f32> {
 }
 
 /// The state dict (upstream names) of a seeded SG3 generator with structure `cfg`.
-pub fn sg3_state_dict(cfg: &Sg3Config, seed: u32, tuning: &InitTuning) -> Result<TensorMap, ModelError> {
+pub fn sg3_state_dict(
+    cfg: &Sg3Config,
+    seed: u32,
+    tuning: &InitTuning,
+) -> Result<TensorMap, ModelError> {
     let sched = cfg.schedule()?;
     let mcfg = cfg.mapping_config();
     let mut specs: Vec<(String, Vec<usize>, Fill)> = Vec::new();
     let lr = mcfg.lr_multiplier as f32;
     if mcfg.c_dim > 0 {
-        specs.push(("mapping.embed.weight".into(), vec![mcfg.embed_features, mcfg.c_dim], Fill::Randn(1.0)));
-        specs.push(("mapping.embed.bias".into(), vec![mcfg.embed_features], Fill::Const(0.0)));
+        specs.push((
+            "mapping.embed.weight".into(),
+            vec![mcfg.embed_features, mcfg.c_dim],
+            Fill::Randn(1.0),
+        ));
+        specs.push((
+            "mapping.embed.bias".into(),
+            vec![mcfg.embed_features],
+            Fill::Const(0.0),
+        ));
     }
     for i in 0..mcfg.num_layers {
-        let fin = if i == 0 { mcfg.z_dim + mcfg.embed_features } else { mcfg.layer_features };
-        let fout = if i + 1 == mcfg.num_layers { mcfg.w_dim } else { mcfg.layer_features };
-        specs.push((format!("mapping.fc{i}.weight"), vec![fout, fin], Fill::Randn(1.0 / lr)));
+        let fin = if i == 0 {
+            mcfg.z_dim + mcfg.embed_features
+        } else {
+            mcfg.layer_features
+        };
+        let fout = if i + 1 == mcfg.num_layers {
+            mcfg.w_dim
+        } else {
+            mcfg.layer_features
+        };
+        specs.push((
+            format!("mapping.fc{i}.weight"),
+            vec![fout, fin],
+            Fill::Randn(1.0 / lr),
+        ));
         specs.push((format!("mapping.fc{i}.bias"), vec![fout], Fill::Const(0.0)));
     }
     specs.push(("mapping.w_avg".into(), vec![mcfg.w_dim], Fill::Const(0.0)));
 
     let inp = &sched.input;
     let c = inp.channels;
-    specs.push(("synthesis.input.weight".into(), vec![c, c], Fill::Randn(1.0)));
+    specs.push((
+        "synthesis.input.weight".into(),
+        vec![c, c],
+        Fill::Randn(1.0),
+    ));
     specs.push((
         "synthesis.input.transform".into(),
         vec![3, 3],
         Fill::Values(vec![1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]),
     ));
-    specs.push(("synthesis.input.freqs".into(), vec![c, 2], Fill::Freqs(inp.bandwidth)));
+    specs.push((
+        "synthesis.input.freqs".into(),
+        vec![c, 2],
+        Fill::Freqs(inp.bandwidth),
+    ));
     specs.push(("synthesis.input.phases".into(), vec![c], Fill::Phases));
     specs.push((
         "synthesis.input.affine.weight".into(),
@@ -150,15 +193,18 @@ pub fn sg3_state_dict(cfg: &Sg3Config, seed: u32, tuning: &InitTuning) -> Result
             Fill::Const(0.0)
         },
     ));
-    specs.push(("synthesis.input.affine.bias".into(), vec![4], Fill::Values(vec![1.0, 0.0, 0.0, 0.0])));
+    specs.push((
+        "synthesis.input.affine.bias".into(),
+        vec![4],
+        Fill::Values(vec![1.0, 0.0, 0.0, 0.0]),
+    ));
     for l in &sched.layers {
         let p = format!("synthesis.{}", l.name);
         let k = l.conv_kernel;
-        let wscale = if l.is_torgb { tuning.torgb_weight_scale } else { 1.0 };
         specs.push((
             format!("{p}.weight"),
             vec![l.out_channels, l.in_channels, k, k],
-            Fill::Randn(wscale),
+            Fill::Randn(1.0),
         ));
         let bias = if l.is_torgb && tuning.torgb_bias_std > 0.0 {
             Fill::Randn(tuning.torgb_bias_std)
@@ -167,7 +213,13 @@ pub fn sg3_state_dict(cfg: &Sg3Config, seed: u32, tuning: &InitTuning) -> Result
         };
         specs.push((format!("{p}.bias"), vec![l.out_channels], bias));
         specs.push((format!("{p}.magnitude_ema"), vec![], Fill::Const(1.0)));
-        if let Some(f) = sg3_lowpass_filter(l.up_taps, l.in_cutoff, l.in_half_width * 2.0, l.tmp_sampling_rate, false) {
+        if let Some(f) = sg3_lowpass_filter(
+            l.up_taps,
+            l.in_cutoff,
+            l.in_half_width * 2.0,
+            l.tmp_sampling_rate,
+            false,
+        ) {
             specs.push((format!("{p}.up_filter"), vec![f.len()], Fill::Values(f)));
         }
         if let Some(f) = sg3_lowpass_filter(
@@ -177,11 +229,28 @@ pub fn sg3_state_dict(cfg: &Sg3Config, seed: u32, tuning: &InitTuning) -> Result
             l.tmp_sampling_rate,
             l.down_radial,
         ) {
-            let shape = if l.down_radial { vec![l.down_taps, l.down_taps] } else { vec![f.len()] };
+            let shape = if l.down_radial {
+                vec![l.down_taps, l.down_taps]
+            } else {
+                vec![f.len()]
+            };
             specs.push((format!("{p}.down_filter"), shape, Fill::Values(f)));
         }
-        specs.push((format!("{p}.affine.weight"), vec![l.in_channels, cfg.w_dim], Fill::Randn(1.0)));
-        specs.push((format!("{p}.affine.bias"), vec![l.in_channels], Fill::Const(1.0)));
+        let affine_std = if l.is_torgb {
+            tuning.torgb_affine_std
+        } else {
+            1.0
+        };
+        specs.push((
+            format!("{p}.affine.weight"),
+            vec![l.in_channels, cfg.w_dim],
+            Fill::Randn(affine_std),
+        ));
+        specs.push((
+            format!("{p}.affine.bias"),
+            vec![l.in_channels],
+            Fill::Const(1.0),
+        ));
     }
 
     let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = specs
@@ -197,19 +266,33 @@ pub fn sg3_state_dict(cfg: &Sg3Config, seed: u32, tuning: &InitTuning) -> Result
     for (name, shape, data) in tensors {
         map.insert(name, shape, data);
     }
-    if tuning.calibrate_magnitudes {
-        calibrate_magnitudes(&mut map, cfg)?;
+    if tuning.calibrate {
+        tracing::debug!(
+            seed,
+            resolution = cfg.img_resolution,
+            "calibrating the default SG3 init"
+        );
+        calibrate(&mut map, cfg, tuning.image_std)?;
     }
     Ok(map)
 }
 
+/// Seeds whose latents calibrate the tuned init.
+const CALIBRATION_SEEDS: u32 = 16;
+
 /// Sets each layer's `magnitude_ema` to the mean square of its input for one fixed latent,
-/// layer by layer, as a converged EMA would be.
-fn calibrate_magnitudes(map: &mut TensorMap, cfg: &Sg3Config) -> Result<(), ModelError> {
+/// layer by layer, as a converged EMA would be; then calibrates ToRGB.
+fn calibrate(map: &mut TensorMap, cfg: &Sg3Config, image_std: f32) -> Result<(), ModelError> {
     let mapping = MappingNetwork::from_tensors(map, &cfg.mapping_config())?;
-    // A fixed z of unit second moment (alternating ±1).
-    let z: Vec<f64> = (0..cfg.z_dim).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
-    let c = if cfg.c_dim > 0 { Some(vec![0.0f32; cfg.c_dim]) } else { None };
+    // The calibration latent: a typical one (seed 0's). The mean of many w would be the
+    // natural centre, but its features are less active than any real seed's, which left
+    // every image with the same colour cast.
+    let c = if cfg.c_dim > 0 {
+        Some(vec![0.0f32; cfg.c_dim])
+    } else {
+        None
+    };
+    let z = stylegraph_rng::z_from_seed(0, cfg.z_dim);
     let ws = mapping.map(&z, c.as_deref(), 1, 1.0, None)?;
     let sched = cfg.schedule()?;
     let input = Sg3Input::from_tensors(map, &sched.input, cfg.w_dim)?;
@@ -218,12 +301,108 @@ fn calibrate_magnitudes(map: &mut TensorMap, cfg: &Sg3Config) -> Result<(), Mode
     input.forward_one(&ws[..wd], None, &mut x);
     for (i, spec) in sched.layers.iter().enumerate() {
         let ms = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len().max(1) as f64;
-        map.insert(format!("synthesis.{}.magnitude_ema", spec.name), vec![], vec![(ms as f32).max(1e-8)]);
+        map.insert(
+            format!("synthesis.{}.magnitude_ema", spec.name),
+            vec![],
+            vec![(ms as f32).max(1e-8)],
+        );
         let layer = Sg3Layer::from_tensors(map, spec, wd)?;
         let mut out = vec![0.0f32; spec.out_channels * spec.out_size * spec.out_size];
-        layer.forward_one(&x, &ws[(i + 1) * wd..(i + 2) * wd], &mut out, &NoControl, &mut |_| {})?;
+        layer.forward_one(
+            &x,
+            &ws[(i + 1) * wd..(i + 2) * wd],
+            &mut out,
+            &NoControl,
+            &mut |_| {},
+        )?;
+        if spec.is_torgb && image_std > 0.0 {
+            calibrate_torgb(
+                map,
+                spec,
+                &layer,
+                &x,
+                &mapping,
+                cfg,
+                sched.output_scale,
+                image_std,
+            )?;
+        }
         x = out;
     }
+    Ok(())
+}
+
+/// Scales ToRGB's weights so its output has RMS `image_std` (image units) around each
+/// channel's mean, and shifts its biases so those means move to the tint already in the bias.
+/// Statistics over the styles of the calibration seeds (the cheap 1×1 ToRGB only; its input is
+/// the calibration latent's features): most of the colour differences between seeds come from
+/// ToRGB's style modulation, so this bounds contrast and clipping for typical seeds.
+#[allow(clippy::too_many_arguments)]
+fn calibrate_torgb(
+    map: &mut TensorMap,
+    spec: &crate::sg3::LayerSpec,
+    layer: &Sg3Layer,
+    x: &[f32],
+    mapping: &MappingNetwork,
+    cfg: &Sg3Config,
+    output_scale: f64,
+    image_std: f32,
+) -> Result<(), ModelError> {
+    let bias_name = format!("synthesis.{}.bias", spec.name);
+    let weight_name = format!("synthesis.{}.weight", spec.name);
+    let bias = map.get(&bias_name)?.data.clone();
+    let plane = spec.out_size * spec.out_size;
+    let channels = bias.len();
+    let mut sum = vec![0.0f64; channels];
+    let mut sum_sq = vec![0.0f64; channels];
+    let mut out = vec![0.0f32; channels * plane];
+    let c = if cfg.c_dim > 0 {
+        Some(vec![0.0f32; cfg.c_dim])
+    } else {
+        None
+    };
+    for seed in 0..CALIBRATION_SEEDS {
+        let z = stylegraph_rng::z_from_seed(seed, cfg.z_dim);
+        let w = mapping.forward(&z, c.as_deref(), 1)?;
+        layer.forward_one(x, &w, &mut out, &NoControl, &mut |_| {})?;
+        for ((ch, &b), (s, s2)) in out
+            .chunks_exact(plane.max(1))
+            .zip(&bias)
+            .zip(sum.iter_mut().zip(sum_sq.iter_mut()))
+        {
+            for &v in ch {
+                let v = (v - b) as f64;
+                *s += v;
+                *s2 += v * v;
+            }
+        }
+    }
+    let count = (CALIBRATION_SEEDS as usize * plane).max(1) as f64;
+    let means: Vec<f64> = sum.iter().map(|s| s / count).collect();
+    let var = sum_sq
+        .iter()
+        .zip(&means)
+        .map(|(s2, m)| s2 / count - m * m)
+        .sum::<f64>()
+        / channels.max(1) as f64;
+    let rms = var.max(0.0).sqrt() * output_scale;
+    let k = if rms > 1e-12 {
+        image_std as f64 / rms
+    } else {
+        1.0
+    };
+    let w = map.get(&weight_name)?;
+    let (shape, data) = (
+        w.shape.clone(),
+        w.data.iter().map(|&v| (v as f64 * k) as f32).collect(),
+    );
+    map.insert(weight_name, shape, data);
+    let new_bias: Vec<f32> = means
+        .iter()
+        .zip(&bias)
+        .map(|(&m, &b)| (b as f64 - k * m) as f32)
+        .collect();
+    map.insert(bias_name, vec![channels], new_bias);
     Ok(())
 }
 

@@ -1,11 +1,13 @@
 //! Single-precision matrix multiply over strided row-major views.
 //!
-//! Backed by faer's `gemm` crate (runtime-dispatched SIMD micro-kernels, optional rayon
-//! parallelism). Choice measured on the dev machine (2 cores, AVX2+FMA) on the modulated-conv
-//! shapes of SG3-T (m = Cout 32..512, k = 9·Cin 288..4608, n = 16 rows × 148..1046 px):
-//! `gemm` 0.18 reached 1.1–1.3× the throughput of `matrixmultiply` 0.3 single-threaded, and it
-//! parallelises internally, which `matrixmultiply` only does with its own thread pool.
-//! See `benches/sg3.rs` for the kernel timings.
+//! Backed by faer's `gemm` crate. Choice: measured single-threaded on the SG3-T conv shapes
+//! (m = Cout 32..512; k = 9·Cin up to 4608 for im2col, k = Cin 32..512 for Winograd;
+//! n = 1k..17k columns) on the 2-core AVX2 dev VM, `gemm` 0.18/0.19 and `matrixmultiply` 0.3
+//! were within ±25 % of each other (24–75 GFLOP/s CPU time, no consistent winner; the VM was
+//! shared, so the noise was as large as the differences). `gemm` wins on what we could not
+//! measure there: with its `x86-v4` feature it dispatches to AVX-512 micro-kernels at run time
+//! (`matrixmultiply` tops out at AVX2/FMA), and it runs its parallel loops on the rayon pool the
+//! rest of the crate already uses.
 
 /// A row-major matrix view: `rows × cols`, element `(r, c)` at `data[r * row_stride + c]`.
 #[derive(Clone, Copy)]

@@ -281,7 +281,7 @@ impl MappingNetwork {
     ) -> Result<(), ModelError> {
         let wd = self.cfg.w_dim;
         let per_sample = self.cfg.num_ws * wd;
-        if per_sample == 0 || ws.len() % per_sample != 0 {
+        if per_sample == 0 || !ws.len().is_multiple_of(per_sample) {
             return Err(ModelError::Input(format!(
                 "expected ws of shape [n, {}, {wd}], got {} values",
                 self.cfg.num_ws,

@@ -1,14 +1,9 @@
 //! StyleGAN3 synthesis against the official implementation's outputs (`tests/fixtures`).
 //!
-//! Nets with safetensors weights: `stylegan3-r-tiny-16`, `stylegan3-t-mid-64`,
-//! `stylegan3-r-mid-64` (their activations keep channels 0-3, so layers are checked along our
-//! own chain). `stylegan3-t-tiny-16` ships as a network pickle only, with complete activations.
-//!
-//! HOOK(pickle reader): once `stylegraph-pickle` can turn
-//! `tests/fixtures/stylegan3-t-tiny-16/network-snapshot-nosrc.pkl` (and the `-oldstyle-` one)
-//! into a `TensorMap` of `G_ema`, add `"stylegan3-t-tiny-16"` to `NETS` and load it in
-//! `weights()`. `check_layers` then feeds each layer the recorded (complete) input, i.e. tests
-//! every layer in isolation on all channels, and every other test covers it unchanged.
+//! Nets: `stylegan3-t-tiny-16` (a network pickle only, read by `stylegraph-pickle`, with complete
+//! activations, so `check_layers` feeds each layer its recorded input and tests every layer in
+//! isolation on all channels), `stylegan3-r-tiny-16`, `stylegan3-t-mid-64`, `stylegan3-r-mid-64`
+//! (safetensors; their activations keep channels 0-3, so layers are checked along our own chain).
 
 mod common;
 
@@ -16,7 +11,8 @@ use common::*;
 use stylegraph_kernels::sg3::{user_transform, Sg3Config, Sg3Synthesis};
 use stylegraph_kernels::{Features, MappingNetwork, NoControl, TensorMap};
 
-const NETS: [&str; 3] = [
+const NETS: [&str; 4] = [
+    "stylegan3-t-tiny-16",
     "stylegan3-r-tiny-16",
     "stylegan3-t-mid-64",
     "stylegan3-r-mid-64",

@@ -261,45 +261,9 @@ fn bytemuck_f32(v: &[f32]) -> &[u8] {
     unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }
 }
 
-/// Built-in models: `<arch>-<res>[?seed=N&cbase=N&cmax=N]`, `arch` one of `stylegan3-t`,
-/// `stylegan3-r`, `stylegan2`. Weights are made by our own seeded initialisation: untrained,
-/// they give abstract colourful images, not faces.
+/// Built-in models (see [`stylegraph_kernels::builtin`]): untrained, seeded weights made by our
+/// own code; they give abstract colourful images, not faces.
 fn builtin(spec: &str) -> Result<(TensorMap, Value), LoadError> {
-    let (name, query) = spec.split_once('?').unwrap_or((spec, ""));
-    let bad = |m: String| LoadError::Builtin(format!("{BUILTIN_PREFIX}{spec}: {m}"));
-    let (arch, res) = name
-        .rsplit_once('-')
-        .ok_or_else(|| bad("expected <architecture>-<resolution>, e.g. stylegan3-t-256".into()))?;
-    let res: usize = res
-        .parse()
-        .map_err(|_| bad(format!("resolution {res:?} is not a number")))?;
-    if !(4..=2048).contains(&res) || !res.is_power_of_two() {
-        return Err(bad(format!(
-            "resolution {res} must be a power of two in 4..=2048"
-        )));
-    }
-    let mut seed = 0u32;
-    let mut cbase: Option<f64> = None;
-    let mut cmax: Option<f64> = None;
-    for kv in query.split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| bad(format!("option {kv:?} needs a value")))?;
-        let num: f64 = v
-            .parse()
-            .map_err(|_| bad(format!("option {k}={v:?} is not a number")))?;
-        match k {
-            "seed" if num >= 0.0 && num <= u32::MAX as f64 && num.fract() == 0.0 => {
-                seed = num as u32
-            }
-            "cbase" if num >= 1.0 => cbase = Some(num),
-            "cmax" if num >= 1.0 => cmax = Some(num),
-            _ => {
-                return Err(bad(format!(
-                    "unknown or invalid option {kv:?} (seed, cbase, cmax)"
-                )))
-            }
-        }
-    }
-    crate::builtin::make(arch, res, seed, cbase, cmax).map_err(bad)
+    stylegraph_kernels::builtin::make_named(spec)
+        .map_err(|m| LoadError::Builtin(format!("{BUILTIN_PREFIX}{spec}: {m}")))
 }

@@ -1,18 +1,9 @@
 //! A bounds-checked front end to faer's `gemm` for the row-major f32 products of the
 //! StyleGAN2 kernels.
 
-/// How many threads a GEMM may use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Threads {
-    /// Run on the calling thread (the caller already parallelises).
-    #[allow(dead_code)]
-    One,
-    /// Use the rayon pool.
-    Pool,
-}
-
-/// `dst = lhs × rhs` (or `dst += lhs × rhs` when `accumulate`), all matrices row-major with
-/// unit column stride and the given row strides: `dst` is m×n, `lhs` m×k, `rhs` k×n.
+/// `dst = lhs × rhs` (or `dst += lhs × rhs` when `accumulate`) on the rayon pool, all
+/// matrices row-major with unit column stride and the given row strides: `dst` is m×n, `lhs`
+/// m×k, `rhs` k×n.
 ///
 /// Panics when a slice is too short for the strides given: callers derive all sizes from
 /// shapes validated when the network was built, so this is a programming error.
@@ -28,7 +19,6 @@ pub(crate) fn sgemm(
     rhs: &[f32],
     rhs_rs: usize,
     accumulate: bool,
-    threads: Threads,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -53,15 +43,11 @@ pub(crate) fn sgemm(
         n <= rhs_rs && (k - 1) * rhs_rs + n <= rhs.len(),
         "gemm rhs too short"
     );
-    let parallelism = match threads {
-        Threads::One => gemm::Parallelism::None,
-        Threads::Pool => {
-            if rayon::current_num_threads() > 1 {
-                gemm::Parallelism::Rayon(0)
-            } else {
-                gemm::Parallelism::None
-            }
-        }
+    // Uses the rayon pool (the caller does not parallelise around it).
+    let parallelism = if rayon::current_num_threads() > 1 {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
     };
     // SAFETY: the asserts above guarantee that every element addressed through the given
     // strides lies inside the corresponding slice, rows of `dst` do not overlap (n <= dst_rs),
@@ -101,10 +87,10 @@ mod tests {
         let lhs = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let rhs = [1.0, 0.5, 9.0, 2.0, -1.0, 9.0, 0.0, 1.0, 9.0];
         let mut dst = [100.0f32; 8];
-        sgemm(2, 2, 3, &mut dst, 4, &lhs, 3, &rhs, 3, false, Threads::One);
+        sgemm(2, 2, 3, &mut dst, 4, &lhs, 3, &rhs, 3, false);
         // [1 2 3]·[[1 .5],[2 -1],[0 1]] = [5, 1.5]; [4 5 6]· = [14, 3]
         assert_eq!(dst, [5.0, 1.5, 100.0, 100.0, 14.0, 3.0, 100.0, 100.0]);
-        sgemm(2, 2, 3, &mut dst, 4, &lhs, 3, &rhs, 3, true, Threads::Pool);
+        sgemm(2, 2, 3, &mut dst, 4, &lhs, 3, &rhs, 3, true);
         assert_eq!(dst, [10.0, 3.0, 100.0, 100.0, 28.0, 6.0, 100.0, 100.0]);
     }
 }

@@ -46,6 +46,13 @@ impl StateEntry {
     }
 }
 
+/// ToRGB weight scale of the 4x4 block in [`default_init`] (upstream: 1).
+const TORGB_WEIGHT_SCALE: f32 = 0.3;
+/// Factor applied to the ToRGB weight scale per doubling of the resolution (upstream: 1).
+const TORGB_WEIGHT_DECAY: f32 = 0.6;
+/// ToRGB style-affine weight scale in [`default_init`] (upstream: 1).
+const TORGB_AFFINE_SCALE: f32 = 4.0;
+
 /// Every tensor of the official `Generator` (synthesis, then mapping) in state-dict order, with
 /// its shape. Only architecture `skip` is described.
 pub fn state_dict_entries(cfg: &Sg2Config) -> Result<Vec<StateEntry>, ModelError> {
@@ -140,11 +147,15 @@ pub fn state_dict_entries(cfg: &Sg2Config) -> Result<Vec<StateEntry>, ModelError
             );
         }
         let t = format!("{p}.torgb");
+        // Departure from upstream (randn): smaller ToRGB weights, decaying with resolution,
+        // so the untrained image stays mostly inside [-1, 1] and is dominated by the smooth
+        // low-resolution contributions instead of pixel noise.
+        let level = (res / 4).trailing_zeros() as i32;
         push(
             format!("{t}.weight"),
             vec![cfg.img_channels, cout, 1, 1],
             Parameter,
-            InitRule::Randn(1.0),
+            InitRule::Randn(TORGB_WEIGHT_SCALE * TORGB_WEIGHT_DECAY.powi(level)),
         );
         push(
             format!("{t}.bias"),
@@ -152,11 +163,13 @@ pub fn state_dict_entries(cfg: &Sg2Config) -> Result<Vec<StateEntry>, ModelError
             Parameter,
             InitRule::Fill(0.0),
         );
+        // Departure from upstream (randn): a stronger style affine, so that the colours
+        // depend visibly on w.
         push(
             format!("{t}.affine.weight"),
             vec![cout, w_dim],
             Parameter,
-            InitRule::Randn(1.0),
+            InitRule::Randn(TORGB_AFFINE_SCALE),
         );
         push(
             format!("{t}.affine.bias"),
@@ -214,8 +227,11 @@ pub fn state_dict_entries(cfg: &Sg2Config) -> Result<Vec<StateEntry>, ModelError
 /// state-dict order, each in C order, one `next_gauss()` per value (rounded to f32). Weights,
 /// the learned constant and the noise buffers are standard normal (mapping weights divided by
 /// the lr multiplier 0.01), style-affine biases 1, other biases 0, resampling filters the
-/// normalised `[1, 3, 3, 1]` outer product. The one departure: `noise_strength` starts at
-/// `0.1 · |N(0, 1)|` instead of 0, so the noise inputs matter.
+/// normalised `[1, 3, 3, 1]` outer product. Departures, so that an untrained generator gives
+/// colourful images that differ visibly between latents (the layout and shapes are exactly
+/// upstream's): `noise_strength` starts at `0.1 · |N(0, 1)|` instead of 0 so the noise inputs
+/// matter; ToRGB weights are `N(0, 1) · 0.3 · 0.6^log2(res / 4)` and ToRGB style-affine
+/// weights `N(0, 1) · 4`.
 pub fn default_init(cfg: &Sg2Config, seed: u32) -> Result<TensorMap, ModelError> {
     let entries = state_dict_entries(cfg)?;
     let mut rng = RandomState::new(seed);

@@ -18,14 +18,26 @@
 //! `noise_strength`. Because of the per-layer, per-sample streams, the whole network and a
 //! chain of [`Sg2Synthesis::block_forward`] calls draw identical noise, and sample `i` of a
 //! batch does not depend on the other samples.
+//!
+//! ## Kernels
+//! Styles are computed per sample and folded into the weights (modulation, demodulation), so
+//! each layer is a plain convolution per sample. On x86-64 CPUs with AVX2+FMA the 3x3
+//! convolutions run in a direct register-blocked kernel (`direct.rs`); elsewhere as im2col
+//! tiles + GEMM (faer's `gemm`). The upsampling `conv0` is a stride-2 transposed convolution in
+//! polyphase form (the zeros of the stuffed input are never multiplied) computed in chunks of
+//! rows whose four phases go straight through the separable 4-tap FIR, noise, bias, leaky ReLU
+//! and clamp; ToRGB and the upsampled skip image are fused per band of rows. Work is spread
+//! over the rayon pool; samples of a batch run one after the other, so memory does not grow
+//! with the batch.
 
 mod config;
+mod direct;
 mod gemm_f32;
 mod init;
 mod ops;
 
 pub use config::{Architecture, Sg2Config};
-pub use init::{default_init, state_dict_entries, StateEntry};
+pub use init::{default_init, state_dict_entries, EntryKind, InitRule, StateEntry};
 
 use crate::model::{Control, Features, ModelError, NoiseMode};
 use crate::tensor_map::TensorMap;
@@ -118,27 +130,72 @@ struct Block {
 impl Block {
     /// Multiply-adds of one sample through this block (for progress reporting).
     fn macs(&self) -> f64 {
-        let mut m = 0.0;
-        if let Some(c0) = &self.conv0 {
-            let r = (c0.res / 2) as f64;
-            m += (c0.cin * c0.cout * 9) as f64 * r * r;
-        }
-        let r = self.res as f64;
-        m += (self.conv1.cin * self.conv1.cout * 9) as f64 * r * r;
-        m += (self.torgb.cin * self.torgb.cout) as f64 * r * r;
-        m
+        let convs: f64 = self.conv0.iter().map(SynthLayer::macs).sum();
+        convs + self.conv1.macs() + self.torgb.macs(self.res)
     }
 }
 
-/// Reusable scratch memory of one forward pass.
+impl SynthLayer {
+    /// Multiply-adds of one sample (the upsampling conv works at the input resolution).
+    fn macs(&self) -> f64 {
+        let r = if self.up { self.res / 2 } else { self.res } as f64;
+        (self.cin * self.cout * 9) as f64 * r * r
+    }
+}
+
+impl ToRgb {
+    fn macs(&self, res: usize) -> f64 {
+        (self.cin * self.cout * res * res) as f64
+    }
+}
+
+/// Reusable scratch memory of a forward pass; kept by the network between calls so that the
+/// large buffers are not page-faulted in again for every image.
 #[derive(Default)]
 struct Scratch {
     conv: ConvScratch,
     styles: Vec<f32>,
     wmod: Vec<f32>,
-    phase_w: Vec<f32>,
-    t: Vec<f32>,
     noise: Vec<f32>,
+    /// Feature/image buffers recycled between layers.
+    pool: Vec<Vec<f32>>,
+}
+
+impl Scratch {
+    /// A buffer of `len` values from the pool (contents unspecified, every value will be
+    /// overwritten by the caller).
+    fn take(&mut self, len: usize) -> Vec<f32> {
+        // The smallest pooled buffer that is big enough, else the biggest one (grown).
+        let pick = self
+            .pool
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .or_else(|| {
+                self.pool
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, b)| b.capacity())
+            })
+            .map(|(i, _)| i);
+        let mut buf = match pick {
+            Some(i) => self.pool.swap_remove(i),
+            None => Vec::new(),
+        };
+        if buf.len() >= len {
+            buf.truncate(len);
+        } else {
+            buf.resize(len, 0.0);
+        }
+        buf
+    }
+
+    fn put(&mut self, buf: Vec<f32>) {
+        if buf.capacity() > 0 {
+            self.pool.push(buf);
+        }
+    }
 }
 
 /// Progress over a whole call, measured in multiply-adds.
@@ -165,13 +222,21 @@ impl Progress<'_> {
     }
 }
 
-/// The StyleGAN2 synthesis network, ready to run.
+/// The StyleGAN2 synthesis network, ready to run. `Send + Sync`; concurrent calls work (each
+/// gets its own scratch memory). After a call the largest intermediate buffers (a few feature
+/// maps of the top resolution) are kept for the next call; [`Sg2Synthesis::release_memory`]
+/// frees them.
 pub struct Sg2Synthesis {
     blocks: Vec<Block>,
     num_ws: usize,
     w_dim: usize,
     img_channels: usize,
     resolution: usize,
+    /// Scratch memory of finished calls, reused by the next ones.
+    scratch: std::sync::Mutex<Vec<Scratch>>,
+    /// Use the portable im2col + GEMM convolutions even where the direct kernel can run
+    /// (tests compare the two).
+    force_gemm: bool,
 }
 
 /// Seed of the noise stream of conv layer `layer` (network order) for batch sample `sample`
@@ -333,6 +398,8 @@ impl Sg2Synthesis {
             w_dim,
             img_channels: cfg.img_channels,
             resolution: cfg.img_resolution,
+            scratch: std::sync::Mutex::new(Vec::new()),
+            force_gemm: false,
         })
     }
 
@@ -400,32 +467,49 @@ impl Sg2Synthesis {
             done: 0.0,
             total,
         };
-        let mut scratch = Scratch::default();
+        let mut scratch = self.take_scratch();
         let mut out = Vec::with_capacity(n * img_len);
+        let mut result = Ok(());
         for s in 0..n {
             let ws_s = &ws[s * per_sample_ws..(s + 1) * per_sample_ws];
-            let mut x: Option<Features> = None;
-            let mut img: Option<Features> = None;
-            for bi in 0..self.blocks.len() {
-                let (nx, nimg) = self.run_block(
-                    bi,
-                    x.as_ref(),
-                    img.as_ref(),
-                    ws_s,
-                    1,
-                    s,
-                    noise,
-                    &mut progress,
-                    &mut |_, _| {},
-                    &mut scratch,
-                )?;
-                x = Some(nx);
-                img = Some(nimg);
+            match self.run_sample(ws_s, s, noise, &mut progress, &mut scratch) {
+                Ok(img) => {
+                    out.extend_from_slice(&img);
+                    scratch.put(img);
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
             }
-            let img = img.ok_or_else(|| ModelError::Config("network has no blocks".into()))?;
-            out.extend_from_slice(&img.data);
         }
-        Ok(out)
+        self.return_scratch(scratch);
+        result.map(|()| out)
+    }
+
+    /// Frees the scratch memory kept between calls (a few feature maps of the highest
+    /// resolution, about 0.5 GB for a 1024x1024 network).
+    pub fn release_memory(&self) {
+        if let Ok(mut cache) = self.scratch.lock() {
+            cache.clear();
+        }
+    }
+
+    fn take_scratch(&self) -> Scratch {
+        self.scratch
+            .lock()
+            .ok()
+            .and_then(|mut cache| cache.pop())
+            .unwrap_or_default()
+    }
+
+    fn return_scratch(&self, scratch: Scratch) {
+        if let Ok(mut cache) = self.scratch.lock() {
+            // One set is enough for sequential use; concurrent callers allocate their own.
+            if cache.is_empty() {
+                cache.push(scratch);
+            }
+        }
     }
 
     /// Runs block `block_index` on a batch: `x` is the previous block's features
@@ -483,24 +567,20 @@ impl Sg2Synthesis {
             done: 0.0,
             total: block.macs() * n as f64,
         };
-        self.run_block(
-            block_index,
+        let mut scratch = self.take_scratch();
+        let r = self.run_block(
+            block,
             x,
             img,
             ws,
             n,
-            0,
             noise,
             &mut progress,
             tap,
-            &mut Scratch::default(),
-        )
-    }
-
-    /// Row `row` of sample `s` of a checked `[n, num_ws, w_dim]` ws buffer.
-    fn w_row<'a>(&self, ws: &'a [f32], s: usize, row: usize) -> &'a [f32] {
-        let o = (s * self.num_ws + row) * self.w_dim;
-        &ws[o..o + self.w_dim]
+            &mut scratch,
+        );
+        self.return_scratch(scratch);
+        r
     }
 
     fn check_ws(&self, ws: &[f32], n: usize) -> Result<(), ModelError> {
@@ -516,36 +596,84 @@ impl Sg2Synthesis {
         Ok(())
     }
 
-    /// One block over a batch, layer by layer. `sample0` is the batch index of the first
-    /// sample (for the random-noise streams).
+    /// Row `row` of sample `s` of a checked `[n, num_ws, w_dim]` ws buffer.
+    fn w_row<'a>(&self, ws: &'a [f32], s: usize, row: usize) -> &'a [f32] {
+        let o = (s * self.num_ws + row) * self.w_dim;
+        &ws[o..o + self.w_dim]
+    }
+
+    /// The whole network for one sample (`ws_s` is its `[num_ws, w_dim]`), recycling buffers.
+    fn run_sample(
+        &self,
+        ws_s: &[f32],
+        sample: usize,
+        noise: NoiseMode,
+        progress: &mut Progress<'_>,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<f32>, ModelError> {
+        let mut cur: Vec<f32> = Vec::new();
+        let mut img: Vec<f32> = Vec::new();
+        for (bi, block) in self.blocks.iter().enumerate() {
+            if let Some(k) = &block.konst {
+                scratch.put(std::mem::take(&mut cur));
+                cur = scratch.take(k.len());
+                cur.copy_from_slice(k);
+            }
+            for layer in block.conv0.iter().chain(std::iter::once(&block.conv1)) {
+                progress.check()?;
+                let mut out = scratch.take(layer.cout * layer.res * layer.res);
+                let w = self.w_row(ws_s, 0, layer.w_index);
+                self.conv_layer(layer, &cur, w, noise, sample, &mut out, scratch);
+                scratch.put(std::mem::replace(&mut cur, out));
+                progress.advance(layer.macs());
+            }
+            progress.check()?;
+            let t = &block.torgb;
+            let mut y = scratch.take(t.cout * block.res * block.res);
+            let prev = (bi > 0).then_some((img.as_slice(), &block.fir));
+            self.torgb_layer(
+                t,
+                &cur,
+                self.w_row(ws_s, 0, t.w_index),
+                prev,
+                &mut y,
+                scratch,
+            );
+            scratch.put(std::mem::replace(&mut img, y));
+            progress.advance(t.macs(block.res));
+        }
+        scratch.put(cur);
+        Ok(img)
+    }
+
+    /// One block over a batch, layer by layer, reporting every layer to `tap`.
     #[allow(clippy::too_many_arguments)]
     fn run_block(
         &self,
-        bi: usize,
+        block: &Block,
         x: Option<&Features>,
         img: Option<&Features>,
         ws: &[f32],
         n: usize,
-        sample0: usize,
         noise: NoiseMode,
         progress: &mut Progress<'_>,
         tap: &mut dyn FnMut(&str, &Features),
         scratch: &mut Scratch,
     ) -> Result<(Features, Features), ModelError> {
-        let Some(block) = self.blocks.get(bi) else {
-            return Err(ModelError::Input(format!("block index {bi} out of range")));
-        };
         let res = block.res;
         let half = res / 2;
+        let first = block.konst.is_some();
 
         // Input features.
-        let mut feat = match (&block.konst, x) {
+        let konst_batch;
+        let input: &Features = match (&block.konst, x) {
             (Some(k), None) => {
                 let mut data = Vec::with_capacity(n * k.len());
                 for _ in 0..n {
                     data.extend_from_slice(k);
                 }
-                Features::from_vec(n, block.cout, res, res, data)?
+                konst_batch = Features::from_vec(n, block.cout, res, res, data)?;
+                &konst_batch
             }
             (Some(_), Some(_)) => {
                 return Err(ModelError::Input(format!(
@@ -562,7 +690,7 @@ impl Sg2Synthesis {
                         x.shape()
                     )));
                 }
-                x.clone()
+                x
             }
             (None, None) => {
                 return Err(ModelError::Input(format!(
@@ -571,15 +699,15 @@ impl Sg2Synthesis {
                 )))
             }
         };
-        let prev_img = match (bi, img) {
-            (0, None) => None,
-            (0, Some(_)) => {
+        let prev_img = match (first, img) {
+            (true, None) => None,
+            (true, Some(_)) => {
                 return Err(ModelError::Input(format!(
                     "block {} is the first block and takes no input image",
                     block.name
                 )))
             }
-            (_, Some(im)) => {
+            (false, Some(im)) => {
                 if im.shape() != [n, self.img_channels, half, half] {
                     return Err(ModelError::Input(format!(
                         "block {} needs the previous image [{n}, {}, {half}, {half}], got {:?}",
@@ -590,7 +718,7 @@ impl Sg2Synthesis {
                 }
                 Some(im)
             }
-            (_, None) => {
+            (false, None) => {
                 return Err(ModelError::Input(format!(
                     "block {} needs the previous block's image (architecture skip)",
                     block.name
@@ -599,128 +727,138 @@ impl Sg2Synthesis {
         };
 
         // Main layers.
+        let mut feat: Option<Features> = None;
         for layer in block.conv0.iter().chain(std::iter::once(&block.conv1)) {
             progress.check()?;
-            let out = self.run_layer(layer, &feat, ws, n, sample0, noise, scratch)?;
+            let src = feat.as_ref().unwrap_or(input);
+            let mut out = Features::zeros(n, layer.cout, res, res);
+            let len = layer.cout * res * res;
+            for s in 0..n {
+                let w = self.w_row(ws, s, layer.w_index);
+                let dst = &mut out.data[s * len..(s + 1) * len];
+                self.conv_layer(layer, src.sample(s), w, noise, s, dst, scratch);
+            }
             tap(&layer.name, &out);
-            let r_in = if layer.up { layer.res / 2 } else { layer.res };
-            progress.advance((layer.cin * layer.cout * 9 * r_in * r_in * n) as f64);
-            feat = out;
+            progress.advance(layer.macs() * n as f64);
+            feat = Some(out);
         }
+        let feat = feat.ok_or_else(|| ModelError::Config("block without layers".into()))?;
 
         // ToRGB and the image skip connection.
         progress.check()?;
         let t = &block.torgb;
-        let hw = res * res;
+        let len = t.cout * res * res;
         let mut y = Features::zeros(n, t.cout, res, res);
         for s in 0..n {
-            t.affine
-                .apply(self.w_row(ws, s, t.w_index), &mut scratch.styles);
-            for v in scratch.styles.iter_mut() {
-                *v *= t.weight_gain;
-            }
-            ops::modulate(&t.weight, &scratch.styles, 1, false, &mut scratch.wmod);
-            let epi = Epilogue {
-                noise: None,
-                bias: &t.bias,
-                act: Act::Linear,
-                clamp: t.clamp,
-            };
-            let xs = feat.sample(s);
-            let ys = &mut y.data[s * t.cout * hw..(s + 1) * t.cout * hw];
-            ops::torgb(xs, t.cin, hw, &scratch.wmod, t.cout, &epi, ys);
+            let w = self.w_row(ws, s, t.w_index);
+            let dst = &mut y.data[s * len..(s + 1) * len];
+            self.torgb_layer(t, feat.sample(s), w, None, dst, scratch);
         }
         tap(&t.name, &y);
-        let mut img_out = y;
         if let Some(prev) = prev_img {
-            let c = self.img_channels;
             for s in 0..n {
-                let up = ops::upsample2d(prev.sample(s), c, half, &block.fir);
-                let dst = &mut img_out.data[s * c * hw..(s + 1) * c * hw];
-                for (d, u) in dst.iter_mut().zip(&up) {
-                    *d += u;
-                }
+                let dst = &mut y.data[s * len..(s + 1) * len];
+                ops::upsample2d_add(prev.sample(s), t.cout, half, &block.fir, dst);
             }
         }
-        progress.advance((t.cin * t.cout * hw * n) as f64);
-        Ok((feat, img_out))
+        progress.advance(t.macs(res) * n as f64);
+        Ok((feat, y))
     }
 
-    /// One synthesis layer over the batch.
+    /// One synthesis layer for one sample: `x` is `[cin, r_in, r_in]`, `out` `[cout, res, res]`.
     #[allow(clippy::too_many_arguments)]
-    fn run_layer(
+    fn conv_layer(
         &self,
         layer: &SynthLayer,
-        x: &Features,
-        ws: &[f32],
-        n: usize,
-        sample0: usize,
+        x: &[f32],
+        w: &[f32],
         noise: NoiseMode,
+        sample: usize,
+        out: &mut [f32],
         scratch: &mut Scratch,
-    ) -> Result<Features, ModelError> {
+    ) {
         let res = layer.res;
         let hw = res * res;
-        let mut out = Features::zeros(n, layer.cout, res, res);
-        for s in 0..n {
-            layer
-                .affine
-                .apply(self.w_row(ws, s, layer.w_index), &mut scratch.styles);
-            ops::modulate(&layer.weight, &scratch.styles, 9, true, &mut scratch.wmod);
-            let noise_plane: Option<&[f32]> = match (&layer.noise, noise) {
-                (None, _) | (_, NoiseMode::None) => None,
-                (Some(nz), NoiseMode::Const) => Some(&nz.const_scaled),
-                (Some(nz), NoiseMode::Random { seed }) => {
-                    let mut rng = stylegraph_rng::RandomState::new(random_noise_seed(
-                        seed,
-                        layer.noise_index,
-                        sample0 + s,
-                    ));
-                    scratch.noise.clear();
-                    scratch
-                        .noise
-                        .extend((0..hw).map(|_| rng.next_gauss() as f32 * nz.strength));
-                    Some(&scratch.noise)
-                }
-            };
-            let epi = Epilogue {
-                noise: noise_plane,
-                bias: &layer.bias,
-                act: Act::Lrelu { gain: LRELU_GAIN },
-                clamp: layer.clamp,
-            };
-            let xs = x.sample(s);
-            let dst = &mut out.data[s * layer.cout * hw..(s + 1) * layer.cout * hw];
-            if layer.up {
-                let r = res / 2;
-                let tn = 2 * r + 1;
-                scratch.t.clear();
-                scratch.t.resize(layer.cout * tn * tn, 0.0);
-                ops::conv_transpose3x3_s2(
-                    xs,
-                    layer.cin,
-                    r,
-                    &scratch.wmod,
-                    layer.cout,
-                    &mut scratch.t,
-                    &mut scratch.phase_w,
-                    &mut scratch.conv,
-                );
-                ops::fir_pad1_epilogue(&scratch.t, layer.cout, r, &layer.fir, &epi, dst);
-            } else {
-                ops::conv3x3(
-                    xs,
-                    layer.cin,
-                    res,
-                    res,
-                    &scratch.wmod,
-                    layer.cout,
-                    dst,
-                    &epi,
-                    &mut scratch.conv,
-                );
+        scratch.conv.gemm_only = self.force_gemm;
+        layer.affine.apply(w, &mut scratch.styles);
+        let mc = ops::ModConv {
+            weight: &layer.weight,
+            styles: &scratch.styles,
+        };
+        let noise_plane: Option<&[f32]> = match (&layer.noise, noise) {
+            (None, _) | (_, NoiseMode::None) => None,
+            (Some(nz), NoiseMode::Const) => Some(&nz.const_scaled),
+            (Some(nz), NoiseMode::Random { seed }) => {
+                let mut rng = stylegraph_rng::RandomState::new(random_noise_seed(
+                    seed,
+                    layer.noise_index,
+                    sample,
+                ));
+                scratch.noise.clear();
+                scratch
+                    .noise
+                    .extend((0..hw).map(|_| rng.next_gauss() as f32 * nz.strength));
+                Some(&scratch.noise)
             }
+        };
+        let epi = Epilogue {
+            noise: noise_plane,
+            bias: &layer.bias,
+            act: Act::Lrelu { gain: LRELU_GAIN },
+            clamp: layer.clamp,
+        };
+        if layer.up {
+            ops::conv_up(
+                x,
+                layer.cin,
+                res / 2,
+                &mc,
+                layer.cout,
+                &layer.fir,
+                &epi,
+                out,
+                &mut scratch.conv,
+            );
+        } else {
+            ops::conv3x3(
+                x,
+                layer.cin,
+                res,
+                res,
+                &mc,
+                layer.cout,
+                out,
+                &epi,
+                &mut scratch.conv,
+            );
         }
-        Ok(out)
+    }
+
+    /// ToRGB for one sample: `x` is `[cin, res, res]`, `out` `[img_channels, res, res]`; with
+    /// `prev` (the previous block's image and the block's filter) the upsampled previous image
+    /// is added, as the skip architecture does.
+    fn torgb_layer(
+        &self,
+        t: &ToRgb,
+        x: &[f32],
+        w: &[f32],
+        prev: Option<(&[f32], &Fir4)>,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
+        t.affine.apply(w, &mut scratch.styles);
+        for v in scratch.styles.iter_mut() {
+            *v *= t.weight_gain;
+        }
+        ops::modulate(&t.weight, &scratch.styles, 1, false, &mut scratch.wmod);
+        let epi = Epilogue {
+            noise: None,
+            bias: &t.bias,
+            act: Act::Linear,
+            clamp: t.clamp,
+        };
+        let res = (out.len() / t.cout.max(1)).isqrt();
+        ops::torgb_skip(x, t.cin, res, &scratch.wmod, t.cout, &epi, prev, out);
     }
 }
 
@@ -749,5 +887,38 @@ fn default_fir() -> Fir4 {
     Fir4 {
         fy: [0.25, 0.75, 0.75, 0.25],
         fx: [0.25, 0.75, 0.75, 0.25],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portable im2col + GEMM path gives the reference image too (the parity tests in
+    /// `tests/` exercise the direct kernel wherever the CPU has AVX2).
+    #[test]
+    fn gemm_path_matches_the_reference_image() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/stylegan2-mid-64");
+        let map = TensorMap::from_safetensors_file(&dir.join("G_ema.safetensors"))
+            .expect("fixture weights");
+        let cfg = Sg2Config::infer_from_tensors(&map).expect("config");
+        let mut net = Sg2Synthesis::from_tensors(&map, &cfg).expect("network");
+        net.force_gemm = true;
+        let ws = stylegraph_npy::Array::read(&dir.join("cases/seed0001_psi1_ws.npy"))
+            .and_then(|a| a.to_f32())
+            .expect("ws");
+        let want = stylegraph_npy::Array::read(&dir.join("cases/seed0001_psi1_img.npy"))
+            .and_then(|a| a.to_f32())
+            .expect("image");
+        let got = net
+            .forward(&ws, 1, NoiseMode::Const, &crate::model::NoControl)
+            .expect("forward");
+        let err = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(err <= 1e-5, "max abs error {err:e}");
     }
 }

@@ -320,7 +320,7 @@ impl Sg3Config {
             return bad("cutoffs and stopbands must be positive".into());
         }
         if let Some(ch) = &self.channels {
-            if ch.len() != self.num_layers + 1 || ch.iter().any(|&c| c == 0) {
+            if ch.len() != self.num_layers + 1 || ch.contains(&0) {
                 return bad(format!(
                     "channel list {ch:?} must have {} positive entries",
                     self.num_layers + 1

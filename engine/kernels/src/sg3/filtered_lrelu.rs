@@ -11,7 +11,7 @@
 //! output rows for one channel at a time, so the ×U intermediate of a whole layer never exists.
 //! Memory per worker is a few rows of the upsampled width.
 
-use crate::simd::{axpy, dispatch_fma};
+use crate::simd::{dispatch_fma, weighted_sum, MAX_TAPS};
 
 /// Geometry of one axis.
 #[derive(Clone, Debug)]
@@ -130,28 +130,6 @@ pub(crate) struct Act {
     pub clamp: Option<f32>,
 }
 
-impl Act {
-    #[inline(always)]
-    fn apply(&self, row: &mut [f32]) {
-        let (slope, gain) = (self.slope, self.gain);
-        if slope != 1.0 {
-            for v in row.iter_mut() {
-                *v = if *v < 0.0 { *v * slope } else { *v };
-            }
-        }
-        if gain != 1.0 {
-            for v in row.iter_mut() {
-                *v *= gain;
-            }
-        }
-        if let Some(c) = self.clamp {
-            for v in row.iter_mut() {
-                *v = v.clamp(-c, c);
-            }
-        }
-    }
-}
-
 /// Everything needed to run the filtered lrelu of one layer.
 #[derive(Clone, Debug)]
 pub(crate) struct Resampler {
@@ -170,7 +148,8 @@ pub(crate) struct BandScratch {
     rows_up: Vec<f32>,
     tmp_row: Vec<f32>,
     down_phases: Vec<f32>,
-    row_down: Vec<f32>,
+    /// Horizontally down-filtered tmp rows of the band, `n_out_x` wide (separable case).
+    rows_down: Vec<f32>,
 }
 
 impl Resampler {
@@ -192,6 +171,7 @@ impl Resampler {
 
     /// Output rows `[oy0, oy1)` of one channel. `conv` holds the channel's conv rows
     /// `[conv_r0, ..)`, `n_in_x` wide; `out` receives `(oy1 − oy0) · n_out_x` values.
+    #[allow(clippy::too_many_arguments)]
     pub fn channel_band(
         &self,
         conv: &[f32],
@@ -235,109 +215,165 @@ fn channel_band_impl<const FMA: bool>(
     let w_out = ax.n_out;
     let (i_lo, i_hi) = rs.conv_rows(oy0, oy1);
     let n_rows = i_hi - i_lo;
+    let BandScratch {
+        padded,
+        phase,
+        rows_up,
+        tmp_row,
+        down_phases,
+        rows_down,
+    } = scratch;
+    let mut taps = [0.0f32; MAX_TAPS];
 
     // 1. bias + horizontal polyphase upsampling of the needed conv rows.
-    scratch.padded.resize(ax.padded_len, 0.0);
-    scratch.padded.fill(0.0);
-    scratch.phase.resize(w_tmp.div_ceil(ax.up) + 1, 0.0);
-    scratch.rows_up.resize(n_rows * w_tmp, 0.0);
-    for (ri, dst) in scratch
-        .rows_up
+    padded.resize(ax.padded_len, 0.0);
+    padded.fill(0.0);
+    let q_max = w_tmp.div_ceil(ax.up);
+    phase.resize(q_max * ax.up, 0.0);
+    rows_up.resize(n_rows * w_tmp, 0.0);
+    for (ri, dst) in rows_up
         .chunks_exact_mut(w_tmp.max(1))
         .enumerate()
         .take(n_rows)
     {
         let src_row = i_lo + ri - conv_r0;
         let src = &conv[src_row * w_in..(src_row + 1) * w_in];
-        let pad = &mut scratch.padded[ax.margin_lo..ax.margin_lo + w_in];
-        for (p, &s) in pad.iter_mut().zip(src) {
+        for (p, &s) in padded[ax.margin_lo..ax.margin_lo + w_in]
+            .iter_mut()
+            .zip(src)
+        {
             *p = s + bias;
         }
-        for (r, taps) in ax.phases.iter().enumerate() {
-            if r >= w_tmp {
-                break;
-            }
-            let q_n = (w_tmp - r).div_ceil(ax.up);
-            let acc = &mut scratch.phase[..q_n];
-            acc.fill(0.0);
-            for &(d, tap) in taps {
+        let padded: &[f32] = padded;
+        for (r, phase_taps) in ax.phases.iter().enumerate() {
+            let mut srcs: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
+            let acc = &mut phase[r * q_max..(r + 1) * q_max];
+            let k = phase_taps.len().min(MAX_TAPS);
+            for (t, &(d, tap)) in phase_taps.iter().take(k).enumerate() {
                 let start = (ax.margin_lo as i64 - d) as usize;
-                axpy::<FMA>(acc, &scratch.padded[start..start + q_n], tap);
+                srcs[t] = &padded[start..start + q_max];
+                taps[t] = tap;
             }
-            if ax.up == 1 {
-                dst[..q_n].copy_from_slice(acc);
-            } else {
-                for (q, &v) in acc.iter().enumerate() {
-                    dst[q * ax.up + r] = v;
+            weighted_sum::<FMA, false>(acc, &srcs[..k], &taps[..k]);
+        }
+        // interleave the phases: tmp column q·U + r
+        match ax.up {
+            1 => dst.copy_from_slice(&phase[..w_tmp]),
+            2 => {
+                let (p0, p1) = phase.split_at(q_max);
+                for (q, pair) in dst.chunks_mut(2).enumerate() {
+                    pair[0] = p0[q];
+                    if let Some(v) = pair.get_mut(1) {
+                        *v = p1[q];
+                    }
+                }
+            }
+            u => {
+                for (x, v) in dst.iter_mut().enumerate() {
+                    *v = phase[(x % u) * q_max + x / u];
                 }
             }
         }
     }
 
-    // 2. per tmp row: vertical upsampling, nonlinearity, down filter.
+    // 2. per tmp row: vertical upsampling, nonlinearity, horizontal down filter.
     let (m0, m1) = rs.tmp_rows(oy0, oy1);
     let dn = ax.down;
     let ph_len = w_tmp.div_ceil(dn);
-    scratch.tmp_row.resize(w_tmp, 0.0);
-    scratch.down_phases.resize(ph_len * dn, 0.0);
-    scratch.row_down.resize(w_out, 0.0);
-    out.fill(0.0);
+    let td = ax.down_taps;
+    tmp_row.resize(w_tmp, 0.0);
+    down_phases.resize(ph_len * dn, 0.0);
+    let separable = matches!(rs.down, DownTaps::Separable(_));
+    if separable {
+        rows_down.resize((m1 - m0) * w_out, 0.0);
+    } else {
+        out.fill(0.0);
+    }
+    let act = rs.act;
     for m in m0..m1 {
-        let row = &mut scratch.tmp_row[..w_tmp];
+        let row = &mut tmp_row[..w_tmp];
+        let mut srcs: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
         let (a0, a1) = ay.in_range(m);
-        if a0 >= a1 {
-            row.fill(0.0);
-        } else {
-            let first = &scratch.rows_up[(a0 - i_lo) * w_tmp..(a0 - i_lo + 1) * w_tmp];
-            let t0 = ay.tap(a0, m);
-            for (r, &s) in row.iter_mut().zip(first) {
-                *r = s * t0;
-            }
-            for i in a0 + 1..a1 {
-                let src = &scratch.rows_up[(i - i_lo) * w_tmp..(i - i_lo + 1) * w_tmp];
-                axpy::<FMA>(row, src, ay.tap(i, m));
-            }
+        let k = (a1 - a0).min(MAX_TAPS);
+        for (t, i) in (a0..a0 + k).enumerate() {
+            srcs[t] = &rows_up[(i - i_lo) * w_tmp..(i - i_lo + 1) * w_tmp];
+            taps[t] = ay.tap(i, m);
         }
-        rs.act.apply(row);
-
-        // Split the row into its D phases so every down tap is a contiguous axpy.
-        let phases: &[f32] = if dn == 1 {
-            row
-        } else {
-            let dp = &mut scratch.down_phases[..ph_len * dn];
-            for (x, &v) in row.iter().enumerate() {
-                dp[(x % dn) * ph_len + x / dn] = v;
-            }
-            dp
+        weighted_sum::<FMA, false>(row, &srcs[..k], &taps[..k]);
+        let mut srcs: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
+        // nonlinearity, then the split into D phases (so each down tap is contiguous)
+        let (slope, gain, clamp) = (act.slope, act.gain, act.clamp.unwrap_or(f32::INFINITY));
+        let f = |v: f32| -> f32 {
+            let v = if v < 0.0 { v * slope } else { v };
+            (v * gain).clamp(-clamp, clamp)
         };
-        // Output rows that use tmp row m: oy·D ≤ m < oy·D + T.
-        let td = ax.down_taps;
-        let oy_first = (m + 1).saturating_sub(td).div_ceil(ay.down).max(oy0);
-        let oy_last = (m / ay.down).min(oy1 - 1);
+        for v in row.iter_mut() {
+            *v = f(*v);
+        }
+        let row: &[f32] = row;
+        let phases: &[f32] = match dn {
+            1 => row,
+            2 => {
+                let (e, o) = down_phases.split_at_mut(ph_len);
+                for ((pair, ev), ov) in row.chunks_exact(2).zip(e.iter_mut()).zip(o.iter_mut()) {
+                    *ev = pair[0];
+                    *ov = pair[1];
+                }
+                if w_tmp % 2 == 1 {
+                    e[w_tmp / 2] = row[w_tmp - 1];
+                }
+                down_phases
+            }
+            _ => {
+                for (x, &v) in row.iter().enumerate() {
+                    down_phases[(x % dn) * ph_len + x / dn] = v;
+                }
+                down_phases
+            }
+        };
         match &rs.down {
             DownTaps::Separable(g) => {
-                let hd = &mut scratch.row_down[..w_out];
-                hd.fill(0.0);
-                for (a, &tap) in g.iter().enumerate() {
+                let hd = &mut rows_down[(m - m0) * w_out..(m - m0 + 1) * w_out];
+                let k = g.len().min(MAX_TAPS);
+                for (a, &tap) in g.iter().take(k).enumerate() {
                     let start = (a % dn) * ph_len + a / dn;
-                    axpy::<FMA>(hd, &phases[start..start + w_out], tap);
+                    srcs[a] = &phases[start..start + w_out];
+                    taps[a] = tap;
                 }
-                for oy in oy_first..=oy_last {
-                    let a = m - oy * ay.down;
-                    let dst = &mut out[(oy - oy0) * w_out..(oy - oy0 + 1) * w_out];
-                    axpy::<FMA>(dst, hd, g[a]);
-                }
+                weighted_sum::<FMA, false>(hd, &srcs[..k], &taps[..k]);
             }
             DownTaps::Radial(g2) => {
+                // Output rows that use tmp row m: oy·D ≤ m < oy·D + T.
+                let oy_first = (m + 1).saturating_sub(td).div_ceil(ay.down).max(oy0);
+                let oy_last = (m / ay.down).min(oy1 - 1);
+                let k = td.min(MAX_TAPS);
+                for (b, tap_slot) in taps.iter_mut().enumerate().take(k) {
+                    let start = (b % dn) * ph_len + b / dn;
+                    srcs[b] = &phases[start..start + w_out];
+                    *tap_slot = 0.0;
+                }
                 for oy in oy_first..=oy_last {
                     let a = m - oy * ay.down;
+                    taps[..k].copy_from_slice(&g2[a * td..a * td + k]);
                     let dst = &mut out[(oy - oy0) * w_out..(oy - oy0 + 1) * w_out];
-                    for (b, &tap) in g2[a * td..(a + 1) * td].iter().enumerate() {
-                        let start = (b % dn) * ph_len + b / dn;
-                        axpy::<FMA>(dst, &phases[start..start + w_out], tap);
-                    }
+                    weighted_sum::<FMA, true>(dst, &srcs[..k], &taps[..k]);
                 }
             }
+        }
+    }
+
+    // 3. separable: vertical down filter, one pass per output row.
+    if let DownTaps::Separable(g) = &rs.down {
+        let k = g.len().min(MAX_TAPS);
+        for oy in oy0..oy1 {
+            let mut srcs: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
+            let base = oy * ay.down - m0;
+            for (a, &tap) in g.iter().take(k).enumerate() {
+                srcs[a] = &rows_down[(base + a) * w_out..(base + a + 1) * w_out];
+                taps[a] = tap;
+            }
+            let dst = &mut out[(oy - oy0) * w_out..(oy - oy0 + 1) * w_out];
+            weighted_sum::<FMA, false>(dst, &srcs[..k], &taps[..k]);
         }
     }
 }
@@ -405,7 +441,7 @@ mod tests {
                 .map(|row| reference_lin(row, up, fu_taps, lo, hi))
                 .collect();
             let w_tmp = up_x[0].len();
-            let mut t = vec![vec![0.0f32; w_tmp]; 0];
+            let mut t: Vec<Vec<f32>> = Vec::new();
             for x in 0..w_tmp {
                 let col: Vec<f32> = up_x.iter().map(|r| r[x]).collect();
                 let c = reference_lin(&col, up, fu_taps, lo, hi);

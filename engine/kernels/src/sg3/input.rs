@@ -188,6 +188,7 @@ pub fn user_transform(translate: (f64, f64), rotate_deg: f64) -> [[f64; 3]; 3] {
 
 /// 3×3 inverse via LU with partial pivoting, then solving for the identity's columns.
 /// Singular input gives non-finite entries (never happens for a rotation).
+#[allow(clippy::needless_range_loop)] // index notation mirrors the LU algorithm
 fn invert3(m: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
     let mut a = *m;
     let mut perm = [0usize, 1, 2];

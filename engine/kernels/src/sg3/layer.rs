@@ -8,7 +8,9 @@ use crate::filter_design::sg3_lowpass_filter;
 use crate::model::{Control, ModelError};
 use crate::sg3::config::LayerSpec;
 use crate::sg3::filtered_lrelu::{Act, AxisPlan, BandScratch, DownTaps, Resampler};
-use crate::sg3::modconv::{conv_rows, modulate, prenormalize_weight, ConvScratch, ConvShape};
+use crate::sg3::modconv::{
+    conv_rows, modulate, prenormalize_weight, ConvScratch, ConvShape, PreparedConv,
+};
 use crate::tensor_map::TensorMap;
 
 /// Target size (f32 values) of the buffer holding one band of conv output rows.
@@ -36,6 +38,14 @@ impl Sg3Layer {
         w_dim: usize,
     ) -> Result<Sg3Layer, ModelError> {
         let p = format!("synthesis.{}", spec.name);
+        if spec.up_taps.max(spec.down_taps) > crate::simd::MAX_TAPS {
+            return Err(ModelError::Config(format!(
+                "{p}: filters of {} / {} taps are longer than the supported {}",
+                spec.up_taps,
+                spec.down_taps,
+                crate::simd::MAX_TAPS
+            )));
+        }
         let (cin, cout, k) = (spec.in_channels, spec.out_channels, spec.conv_kernel);
         let affine = FullyConnected::from_tensors(
             map,
@@ -173,6 +183,12 @@ impl Sg3Layer {
         ctl: &dyn Control,
         progress: &mut dyn FnMut(f64),
     ) -> Result<(), ModelError> {
+        let (shape, weights) = self.prepare(w);
+        self.run_bands(shape, &weights, x, out, ctl, progress)
+    }
+
+    /// Styles -> modulated (and transformed) weights for one w.
+    fn prepare(&self, w: &[f32]) -> (ConvShape, PreparedConv) {
         let s = &self.spec;
         let (cin, cout, k) = (s.in_channels, s.out_channels, s.conv_kernel);
         let kk = k * k;
@@ -201,6 +217,23 @@ impl Sg3Layer {
             w: s.in_size,
             k,
         };
+        (shape, PreparedConv::new(shape, wmod))
+    }
+
+    /// Modulated conv + filtered lrelu over bands of output rows: each band computes the conv
+    /// rows it needs (keeping the rows it shares with the previous band) and then runs the
+    /// fused filter per channel in parallel.
+    fn run_bands(
+        &self,
+        shape: ConvShape,
+        weights: &PreparedConv,
+        x: &[f32],
+        out: &mut [f32],
+        ctl: &dyn Control,
+        progress: &mut dyn FnMut(f64),
+    ) -> Result<(), ModelError> {
+        let s = &self.spec;
+        let cout = shape.cout;
         let (conv_w, conv_h) = (shape.out_w(), shape.out_h());
         let rs = &self.resampler;
         let (ho, wo) = (s.out_size, s.out_size);
@@ -250,7 +283,7 @@ impl Sg3Layer {
                 conv_rows(
                     shape,
                     x,
-                    &wmod,
+                    weights,
                     have_hi,
                     need_hi,
                     &mut conv[off..],
@@ -279,6 +312,43 @@ impl Sg3Layer {
             progress((bi + 1) as f64 / bands.len() as f64);
         }
         Ok(())
+    }
+}
+
+impl Sg3Layer {
+    /// The unfused first half of the layer for one sample: the modulated convolution's whole
+    /// output `[Cout, in+k−1, in+k−1]` (bias not added). For benchmarks and tests.
+    #[doc(hidden)]
+    pub fn modconv_full(&self, x: &[f32], w: &[f32]) -> Vec<f32> {
+        let (shape, weights) = self.prepare(w);
+        let (oh, ow) = (shape.out_h(), shape.out_w());
+        let mut conv = vec![0.0f32; shape.cout * oh * ow];
+        conv_rows(
+            shape,
+            x,
+            &weights,
+            0,
+            oh,
+            &mut conv,
+            oh * ow,
+            &mut ConvScratch::default(),
+        );
+        conv
+    }
+
+    /// The second half for one sample: bias, filtered lrelu, from a whole conv output
+    /// (`modconv_full`) to `out [Cout, out, out]`, in one band. For benchmarks and tests.
+    #[doc(hidden)]
+    pub fn filtered_lrelu_full(&self, conv: &[f32], out: &mut [f32]) {
+        let s = &self.spec;
+        let conv_plane = self.resampler.x.n_in * self.resampler.y.n_in;
+        let rs = &self.resampler;
+        out.par_chunks_mut(s.out_size * s.out_size)
+            .zip(conv.par_chunks(conv_plane))
+            .zip(&self.bias)
+            .for_each_init(BandScratch::default, |scratch, ((o, c), &b)| {
+                rs.channel_band(c, 0, b, 0, s.out_size, o, scratch);
+            });
     }
 }
 

@@ -15,6 +15,7 @@ mod filtered_lrelu;
 pub mod input;
 pub mod layer;
 mod modconv;
+mod winograd;
 
 pub use config::{InputSpec, LayerSpec, Sg3Config, Sg3Kind, Sg3Schedule};
 pub use input::{user_transform, Sg3Input};
@@ -43,6 +44,13 @@ impl Sg3Synthesis {
             .iter()
             .map(|spec| Sg3Layer::from_tensors(map, spec, config.w_dim))
             .collect::<Result<Vec<_>, _>>()?;
+        tracing::debug!(
+            resolution = config.img_resolution,
+            conv_kernel = config.conv_kernel,
+            radial = config.use_radial_filters,
+            layers = ?layers.iter().map(|l| l.spec().name.as_str()).collect::<Vec<_>>(),
+            "built StyleGAN3 synthesis network"
+        );
         Ok(Sg3Synthesis {
             config: config.clone(),
             schedule,

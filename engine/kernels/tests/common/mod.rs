@@ -14,9 +14,31 @@ pub fn fixture_dir(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// `G_ema` of a fixture net: from `G_ema.safetensors`, or, for the nets that ship only as a
+/// network pickle, read from `network-snapshot-nosrc.pkl` by our pickle reader.
 pub fn load_tensors(name: &str) -> TensorMap {
     let path = fixture_dir(name).join("G_ema.safetensors");
-    TensorMap::from_safetensors_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    if path.exists() {
+        return TensorMap::from_safetensors_file(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    }
+    load_pickle_tensors(name, "network-snapshot-nosrc.pkl")
+}
+
+/// `G_ema` of a fixture network pickle.
+pub fn load_pickle_tensors(name: &str, file: &str) -> TensorMap {
+    let path = fixture_dir(name).join(file);
+    let pickle = stylegraph_pickle::read_network_pickle(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let net = pickle.network("G_ema").unwrap_or_else(|e| panic!("{e}"));
+    let mut map = TensorMap::new();
+    for t in &net.tensors {
+        let data = t
+            .to_f32()
+            .unwrap_or_else(|| panic!("{}: not float", t.name));
+        map.insert(t.name.clone(), t.shape.clone(), data);
+    }
+    map
 }
 
 pub fn reference_json(name: &str) -> serde_json::Value {
