@@ -212,6 +212,10 @@ impl Node for StreamCount {
                     .doc("sleep per chunk"),
             )
             .param(ParamSpec::bool("report_total", true).doc("tell the host the length"))
+            .param(ParamSpec::int("image_size", 0).range(0.0, 4096.0).doc(
+                "> 0: items are grey RGB images [chunk items, 3, size, size] instead of \
+                         rows, item `i` of level `(i mod 16) / 7.5 - 1` (8-bit: `17 * (i mod 16)`)",
+            ))
     }
     fn create() -> Result<Self, NodeError> {
         Ok(StreamCount)
@@ -239,9 +243,18 @@ impl Node for StreamCount {
             );
         }
         let n = per.min(items.saturating_sub(chunk.offset)) as usize;
-        let out = ctx.output_f32("values", &[n, width])?;
-        for (i, row) in out.chunks_exact_mut(width).enumerate() {
-            row.fill((chunk.offset as usize + i) as f32);
+        let size = ctx.param_i64("image_size")? as usize;
+        if size > 0 {
+            let out = ctx.output_f32("values", &[n, 3, size, size])?;
+            for (i, image) in out.chunks_exact_mut(3 * size * size).enumerate() {
+                let level = ((chunk.offset as usize + i) % 16) as f32;
+                image.fill(level / 7.5 - 1.0);
+            }
+        } else {
+            let out = ctx.output_f32("values", &[n, width])?;
+            for (i, row) in out.chunks_exact_mut(width).enumerate() {
+                row.fill((chunk.offset as usize + i) as f32);
+            }
         }
         ctx.set_output_i64("chunk", chunk.index as i64)?;
         if ctx.param_bool("report_total")? {
