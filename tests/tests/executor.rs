@@ -364,3 +364,282 @@ fn stylegraph_npy_write(path: &std::path::Path, values: &[f32]) {
     }
     std::fs::write(path, bytes).expect("write npy");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Streams: `test.stream_count` produces rows numbered by their position in the sequence,
+// `test.stream_sink` sums them and logs `index:offset:rows[:last]` for every chunk it sees.
+
+fn text(v: Option<&Value>) -> String {
+    match v {
+        Some(Value::Str(s)) => s.to_string(),
+        other => panic!("expected a string, got {other:?}"),
+    }
+}
+
+fn ron_path(p: &std::path::Path) -> String {
+    p.display().to_string().replace('\\', "\\\\")
+}
+
+const STREAM: &str = r#"(version: 1, nodes: [
+    (id: "src", type: "test.stream_count", params: {"items": 10, "chunk_items": 4, "width": 3}),
+    (id: "scale", type: "core.tensor_scale", params: {"factor": 2.0}, inputs: {"x": "src.values"}),
+    (id: "tally", type: "test.tally", inputs: {"x": "scale.y"}),
+    (id: "sink", type: "test.stream_sink", inputs: {"x": "tally.y"}),
+    (id: "after", type: "test.count", inputs: {"x": "sink.sum"}),
+])"#;
+
+#[test]
+fn a_stream_runs_its_region_once_per_chunk_in_order() {
+    let s = session(SessionConfig::default());
+    let g = graph(STREAM);
+    let (opts, events) = collect_events();
+    let r = s.run(&g, &opts).expect("run");
+    assert_eq!(r.status, RunStatus::Finished, "{:?}", r.failed);
+    // Three chunks of 4, 4 and 2 rows, in order, at offsets 0, 4 and 8; the last one flagged.
+    assert_eq!(text(r.output("sink", "log")), "0:0:4;1:4:4;2:8:2:last");
+    assert_eq!(int(r.output("sink", "items")), 10);
+    assert_eq!(int(r.output("sink", "chunks")), 3);
+    // Row i holds i (3 values), scaled by 2: 2 * 3 * (0 + 1 + ... + 9).
+    assert_eq!(float(r.output("sink", "sum")), 270.0);
+    // The node after the consumer runs once, after the stream, on its final output.
+    assert_eq!(float(r.output("after", "y")), 270.0);
+    // Nodes inside the stream ran once per chunk; their reported outputs are the last chunk's.
+    assert_eq!(int(r.output("tally", "calls")), 3);
+    assert_eq!(int(r.output("src", "chunk")), 2);
+    let last = r
+        .output("scale", "y")
+        .and_then(Value::as_tensor)
+        .expect("tensor");
+    assert_eq!(last.shape(), &[2, 3]);
+    assert_eq!(last.to_f32_vec(), vec![16.0, 16.0, 16.0, 18.0, 18.0, 18.0]);
+
+    let ev = events.lock().expect("lock");
+    for id in ["src", "scale", "tally", "sink"] {
+        let started = ev
+            .iter()
+            .filter(|e| matches!(e, Event::NodeStarted { node, .. } if node == id))
+            .count();
+        let finished = ev
+            .iter()
+            .filter(|e| matches!(e, Event::NodeFinished { node, cached: false, .. } if node == id))
+            .count();
+        assert_eq!((started, finished), (1, 1), "{id}: one start, one finish");
+        let chunk_progress: Vec<f64> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::NodeProgress {
+                    node,
+                    fraction,
+                    message,
+                    ..
+                } if node == id && message.starts_with("chunk ") => Some(*fraction),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(chunk_progress, vec![0.4, 0.8, 1.0], "{id}");
+    }
+    drop(ev);
+
+    // Nothing of the stream is cached: a re-run streams again (the tally counts on), while the
+    // consumer's downstream node, whose input is unchanged, comes from the cache.
+    let r2 = s.run(&g, &RunOptions::default()).expect("run 2");
+    assert_eq!(r2.status, RunStatus::Finished);
+    assert_eq!(
+        set(&r2.executed),
+        names(&["src", "scale", "tally", "sink"]),
+        "cached: {:?}",
+        r2.cached
+    );
+    assert_eq!(r2.cached, vec!["after".to_string()]);
+    assert_eq!(int(r2.output("tally", "calls")), 6);
+    assert_eq!(text(r2.output("sink", "log")), "0:0:4;1:4:4;2:8:2:last");
+}
+
+#[test]
+fn a_stream_of_unknown_length_and_a_consumer_fed_by_an_ordinary_value() {
+    let s = session(SessionConfig::default());
+    let (opts, events) = collect_events();
+    let r = s
+        .run(
+            &graph(
+                r#"(version: 1, nodes: [
+                    (id: "src", type: "test.stream_count",
+                        params: {"items": 5, "chunk_items": 2, "report_total": false}),
+                    (id: "sink", type: "test.stream_sink", inputs: {"x": "src.values"}),
+                    (id: "z", type: "core.seed_to_z", params: {"seed": 1, "z_dim": 6}),
+                    (id: "whole", type: "test.stream_sink", inputs: {"x": "z.z"}),
+                ])"#,
+            ),
+            &opts,
+        )
+        .expect("run");
+    assert_eq!(r.status, RunStatus::Finished, "{:?}", r.failed);
+    assert_eq!(text(r.output("sink", "log")), "0:0:2;1:2:2;2:4:1:last");
+    // An ordinary value into a stream input: one chunk that is also the last.
+    assert_eq!(text(r.output("whole", "log")), "0:0:1:last");
+    let ev = events.lock().expect("lock");
+    let messages: Vec<String> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::NodeProgress { node, message, .. } if node == "sink" => Some(message.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        vec!["chunk 1: 2 items", "chunk 2: 4 items", "chunk 3: 5 items"]
+    );
+}
+
+#[test]
+fn a_stream_holds_a_few_chunks_in_memory_however_long_it_is() {
+    // 200 chunks of 256 x 1024 float32 = 1 MiB each: 200 MiB of rows, scaled (another 200 MiB).
+    let s = session(SessionConfig::default());
+    let g = graph(
+        r#"(version: 1, nodes: [
+            (id: "src", type: "test.stream_count",
+                params: {"items": 51200, "chunk_items": 256, "width": 1024}),
+            (id: "scale", type: "core.tensor_scale", params: {"factor": 2.0}, inputs: {"x": "src.values"}),
+            (id: "sink", type: "test.stream_sink", inputs: {"x": "scale.y"}),
+        ])"#,
+    );
+    s.reset_tensor_peak();
+    let before = s.tensor_memory();
+    let r = s.run(&g, &RunOptions::default()).expect("run");
+    assert_eq!(r.status, RunStatus::Finished, "{:?}", r.failed);
+    assert_eq!(int(r.output("sink", "chunks")), 200);
+    // Every row i holds i: 2 * 1024 * (0 + 1 + ... + 51199), exact in f64.
+    assert_eq!(float(r.output("sink", "sum")), 1024.0 * 51200.0 * 51199.0);
+    let m = s.tensor_memory();
+    const MIB: usize = 1 << 20;
+    eprintln!(
+        "200 chunks of 1 MiB: peak {:.2} MiB of tensors alive, {} MiB allocated",
+        m.peak_bytes as f64 / MIB as f64,
+        (m.allocated_bytes - before.allocated_bytes) >> 20
+    );
+    assert!(
+        m.allocated_bytes - before.allocated_bytes >= 400 * MIB as u64,
+        "the chunks went through the host: {m:?}"
+    );
+    assert!(
+        m.peak_bytes >= MIB,
+        "a chunk is held while it is processed: {m:?}"
+    );
+    assert!(
+        m.peak_bytes <= 4 * MIB,
+        "at most a few 1 MiB chunks may be alive at once, peak was {:.1} MiB",
+        m.peak_bytes as f64 / MIB as f64
+    );
+}
+
+#[test]
+fn cancelling_a_stream_aborts_its_consumer_and_leaves_no_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("seq.txt");
+    let s = session(SessionConfig::default());
+    let g = graph(&format!(
+        r#"(version: 1, nodes: [
+            (id: "src", type: "test.stream_count",
+                params: {{"items": 1000, "chunk_items": 1, "delay_ms": 10}}),
+            (id: "sink", type: "test.stream_sink", params: {{"path": "{}"}}, inputs: {{"x": "src.values"}}),
+        ])"#,
+        ron_path(&out)
+    ));
+    let (opts, events) = collect_events();
+    let cancel = opts.cancel.clone();
+    let started = Instant::now();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        cancel.cancel();
+    });
+    let r = s.run(&g, &opts).expect("run");
+    canceller.join().expect("join");
+    assert_eq!(r.status, RunStatus::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(r.executed.is_empty(), "{:?}", r.executed);
+    assert!(!out.exists(), "no video-like output after a cancel");
+    let partial = dir.path().join("seq.txt.partial");
+    assert!(!partial.exists(), "the partial file is removed");
+    let aborted = std::fs::read_to_string(dir.path().join("seq.txt.aborted"))
+        .expect("the consumer got the abort call");
+    assert!(
+        aborted.parse::<u64>().expect("chunk index") > 0,
+        "cancelled mid-stream"
+    );
+    let ev = events.lock().expect("lock");
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::NodeProgress { node, .. } if node == "sink")));
+    assert!(!ev.iter().any(|e| matches!(e, Event::NodeFinished { .. })));
+    assert!(matches!(ev.last(), Some(Event::RunCancelled { .. })));
+}
+
+#[test]
+fn a_failure_mid_stream_fails_its_branch_and_aborts_the_consumers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("a.txt"), dir.path().join("b.txt"));
+    let s = session(SessionConfig::default());
+
+    // The producer fails at chunk 2: everything downstream is skipped, the consumer aborted.
+    let g = graph(&format!(
+        r#"(version: 1, nodes: [
+            (id: "src", type: "test.stream_count", params: {{"items": 10, "chunk_items": 2, "fail_at_chunk": 2}}),
+            (id: "sink", type: "test.stream_sink", params: {{"path": "{}"}}, inputs: {{"x": "src.values"}}),
+            (id: "after", type: "test.count", inputs: {{"x": "sink.sum"}}),
+            (id: "other", type: "test.count"),
+        ])"#,
+        ron_path(&a)
+    ));
+    let (opts, events) = collect_events();
+    let r = s.run(&g, &opts).expect("run");
+    assert_eq!(r.status, RunStatus::Failed);
+    assert_eq!(r.failed.len(), 1);
+    let (node, msg) = &r.failed[0];
+    assert_eq!(node, "src");
+    assert!(
+        msg.contains("\"src\"") && msg.contains("deliberate failure at chunk 2"),
+        "{msg}"
+    );
+    assert_eq!(set(&r.skipped), names(&["sink", "after"]));
+    assert!(r.executed.contains(&"other".to_string()));
+    assert!(!a.exists() && !dir.path().join("a.txt.partial").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a.txt.aborted")).expect("aborted"),
+        "2"
+    );
+    let ev = events.lock().expect("lock");
+    assert!(ev
+        .iter()
+        .any(|e| matches!(e, Event::NodeFailed { node, .. } if node == "src")));
+    assert!(!ev
+        .iter()
+        .any(|e| matches!(e, Event::NodeFinished { node, .. } if node == "sink")));
+    drop(ev);
+
+    // One of two consumers fails at chunk 1: it is aborted; the other gets the whole stream.
+    let g = graph(&format!(
+        r#"(version: 1, nodes: [
+            (id: "src", type: "test.stream_count", params: {{"items": 10, "chunk_items": 4}}),
+            (id: "bad", type: "test.stream_sink", params: {{"path": "{}", "fail_at_chunk": 1}}, inputs: {{"x": "src.values"}}),
+            (id: "good", type: "test.stream_sink", params: {{"path": "{}"}}, inputs: {{"x": "src.values"}}),
+        ])"#,
+        ron_path(&a),
+        ron_path(&b)
+    ));
+    let r = s.run(&g, &RunOptions::default()).expect("run");
+    assert_eq!(r.status, RunStatus::Failed);
+    assert_eq!(r.failed[0].0, "bad");
+    assert!(r.failed[0].1.contains("deliberate sink failure at chunk 1"));
+    assert!(!a.exists() && !dir.path().join("a.txt.partial").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("a.txt.aborted")).expect("aborted"),
+        "1"
+    );
+    assert_eq!(text(r.output("good", "log")), "0:0:4;1:4:4;2:8:2:last");
+    assert!(b.exists(), "the healthy consumer finished its file");
+    assert!(set(&r.executed).is_superset(&names(&["src", "good"])));
+}

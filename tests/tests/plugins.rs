@@ -89,7 +89,7 @@ fn another_abi_major_is_refused_with_the_reason() {
         &c_source("example_plugin.c"),
         dir.path(),
         "stylegraph_plugin_future",
-        &["SG_TEST_ABI_MAJOR=99"],
+        &["SG_TEST_ABI_MAJOR=99", "SG_TEST_ABI_MINOR=0"],
     );
     let mut host = PluginHost::new();
     let err = host.load_file(&lib).expect_err("must be refused");
@@ -241,7 +241,121 @@ fn c_sees_the_same_struct_layout_as_rust() {
         get_extension);
     check!(SgErrorBuf: buf, capacity, len);
     check!(SgExecArgs: struct_size, inputs, input_count, params, param_count, outputs, output_count,
-        node_id, error);
+        node_id, error, stream_flags, chunk_index, chunk_offset, stream_total, stream);
+    check!(SgStream: struct_size, more, total_items);
     check!(SgPlugin: abi_major, abi_minor, struct_size, plugin_id, plugin_version, description,
         node_count, describe, create, destroy, execute);
+}
+
+/// Loads core, the test plugin and a C example plugin built with `defines`.
+fn host_with_c_plugin(dir: &std::path::Path, defines: &[&str]) -> PluginHost {
+    let lib = compile_c_library(
+        &c_source("example_plugin.c"),
+        dir,
+        "stylegraph_plugin_c_example",
+        defines,
+    );
+    let mut host = stylegraph_tests::host_with_test_plugins();
+    host.load_file(&lib).expect("C plugin");
+    host
+}
+
+fn float_out(r: &stylegraph_core::exec::RunReport, node: &str, port: &str) -> f64 {
+    r.output(node, port)
+        .and_then(|v| v.as_f64())
+        .unwrap_or_else(|| panic!("{node}.{port}: {:?}", r.output(node, port)))
+}
+
+#[test]
+fn a_plugin_of_abi_1_0_works_unchanged_inside_a_stream() {
+    use std::sync::Mutex;
+    use stylegraph_core::events::Event;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Built as a 1.0 plugin: it declares minor 0 and has no stream node.
+    let host = host_with_c_plugin(dir.path(), &["SG_TEST_ABI_MINOR=0"]);
+    let c = host
+        .plugins()
+        .iter()
+        .find(|p| p.id == "c_example")
+        .expect("c plugin");
+    assert_eq!(c.abi_minor, 0);
+    assert!(host.node_type("c_example.sum").is_none());
+    let s = Session::new(Arc::new(host), SessionConfig::default());
+    let g = Graph::from_ron_str(
+        r#"(version: 1, nodes: [
+            (id: "src", type: "test.stream_count", params: {"items": 10, "chunk_items": 4, "width": 2}),
+            (id: "c", type: "c_example.scale", params: {"factor": -2.5}, inputs: {"x": "src.values"}),
+            (id: "sink", type: "test.stream_sink", inputs: {"x": "c.y"}),
+        ])"#,
+        "<test>",
+    )
+    .expect("graph");
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    let opts = RunOptions {
+        on_event: Some(Arc::new(move |e: &Event| {
+            sink.lock().expect("lock").push(e.clone())
+        })),
+        ..RunOptions::default()
+    };
+    let r = s.run(&g, &opts).expect("run");
+    assert_eq!(r.status, RunStatus::Finished, "{:?}", r.failed);
+    // The C node ran on each chunk: -2.5 * 2 * (0 + ... + 9).
+    assert_eq!(float_out(&r, "sink", "sum"), -225.0);
+    assert!(
+        matches!(r.output("sink", "log"), Some(stylegraph_core::value::Value::Str(s)) if &**s == "0:0:4;1:4:4;2:8:2:last"),
+        "{:?}",
+        r.output("sink", "log")
+    );
+    // Its own progress (1.0, "scaled", once per call) is mapped onto the whole sequence.
+    let own: Vec<f64> = events
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|e| match e {
+            Event::NodeProgress {
+                node,
+                fraction,
+                message,
+                ..
+            } if node == "c" && message == "scaled" => Some(*fraction),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(own, vec![0.4, 0.8, 1.0]);
+}
+
+#[test]
+fn a_c_stream_consumer_sums_a_sequence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let host = host_with_c_plugin(dir.path(), &[]);
+    assert!(host.node_type("c_example.sum").expect("sum").inputs[0].stream);
+    let s = Session::new(Arc::new(host), SessionConfig::default());
+    let g = Graph::from_ron_str(
+        r#"(version: 1, nodes: [
+            (id: "src", type: "test.stream_count", params: {"items": 7, "chunk_items": 3, "width": 1}),
+            (id: "sum", type: "c_example.sum", inputs: {"x": "src.values"}),
+            (id: "z", type: "core.seed_to_z", params: {"seed": 0, "z_dim": 4}),
+            (id: "f", type: "core.tensor_scale", inputs: {"x": "z.z"}),
+            (id: "whole", type: "c_example.sum", inputs: {"x": "f.y"}),
+        ])"#,
+        "<test>",
+    )
+    .expect("graph");
+    for _ in 0..2 {
+        let r = s.run(&g, &RunOptions::default()).expect("run");
+        assert_eq!(r.status, RunStatus::Finished, "{:?}", r.failed);
+        assert_eq!(float_out(&r, "sum", "sum"), 21.0);
+        assert_eq!(float_out(&r, "sum", "chunks"), 3.0);
+        // Fed an ordinary value: one chunk.
+        let z: f64 = r
+            .output("f", "y")
+            .and_then(|v| v.as_tensor())
+            .expect("tensor")
+            .to_f64_vec()
+            .iter()
+            .sum();
+        assert!((float_out(&r, "whole", "sum") - z).abs() < 1e-9);
+        assert_eq!(float_out(&r, "whole", "chunks"), 1.0);
+    }
 }

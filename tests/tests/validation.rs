@@ -131,3 +131,96 @@ fn ints_widen_to_float_params_and_ports() {
     );
     assert!(p.is_empty(), "{p:?}");
 }
+
+#[test]
+fn stream_shapes_that_cannot_run_are_named() {
+    use ValidationError::*;
+    // Two streams meeting in one node (reported once, where they meet).
+    let p = problems(
+        r#"(version: 1, nodes: [
+            (id: "s1", type: "test.stream_count"),
+            (id: "s2", type: "test.stream_count"),
+            (id: "both", type: "core.tensor_add", inputs: {"a": "s1.values", "b": "s2.values"}),
+            (id: "sink", type: "test.stream_sink", inputs: {"x": "both.sum"}),
+        ])"#,
+    );
+    assert_eq!(
+        p,
+        vec![TwoStreams {
+            node: "both".into(),
+            first: "s1".into(),
+            second: "s2".into()
+        }],
+        "{p:?}"
+    );
+    let msg = p[0].to_string();
+    assert!(
+        msg.contains("\"both\"") && msg.contains("\"s1\"") && msg.contains("\"s2\""),
+        "{msg}"
+    );
+
+    // A stream started inside another.
+    let p = problems(
+        r#"(version: 1, nodes: [
+            (id: "outer", type: "test.stream_count"),
+            (id: "t", type: "test.tally", inputs: {"x": "outer.values"}),
+            (id: "inner", type: "test.stream_count", inputs: {"x": "t.y"}),
+            (id: "sink", type: "test.stream_sink", inputs: {"x": "inner.values"}),
+        ])"#,
+    );
+    assert_eq!(
+        p,
+        vec![NestedStream {
+            node: "inner".into(),
+            outer: "outer".into()
+        }],
+        "{p:?}"
+    );
+
+    // A node inside the stream that needs a consumer's final output.
+    let p = problems(
+        r#"(version: 1, nodes: [
+            (id: "src", type: "test.stream_count"),
+            (id: "first", type: "test.stream_sink", inputs: {"x": "src.values"}),
+            (id: "second", type: "test.stream_sink", inputs: {"x": "src.values", "extra": "first.sum"}),
+        ])"#,
+    );
+    assert_eq!(
+        p,
+        vec![StreamAfterEnd {
+            node: "second".into(),
+            producer: "src".into(),
+            consumer: "first".into()
+        }],
+        "{p:?}"
+    );
+    assert_eq!(p[0].node(), Some("second"));
+
+    // The runner refuses them too.
+    let host = std::sync::Arc::new(host_with_test_plugins());
+    let session = stylegraph_core::exec::Session::new(host, Default::default());
+    let g = Graph::from_ron_str(
+        r#"(version: 1, nodes: [
+            (id: "src", type: "test.stream_count"),
+            (id: "first", type: "test.stream_sink", inputs: {"x": "src.values"}),
+            (id: "second", type: "test.stream_sink", inputs: {"x": "src.values", "extra": "first.sum"}),
+        ])"#,
+        "<test>",
+    )
+    .expect("graph");
+    let err = session
+        .run(&g, &Default::default())
+        .expect_err("must be refused");
+    assert!(err.to_string().contains("\"second\""), "{err}");
+
+    // Sequential streams are fine: a stream may start from a consumer's final output.
+    let p = problems(
+        r#"(version: 1, nodes: [
+            (id: "a", type: "test.stream_count"),
+            (id: "sink_a", type: "test.stream_sink", inputs: {"x": "a.values"}),
+            (id: "b", type: "test.stream_count", inputs: {"x": "sink_a.sum"}),
+            (id: "sink_b", type: "test.stream_sink", inputs: {"x": "b.values"}),
+        ])"#,
+    );
+    assert!(p.is_empty(), "{p:?}");
+}

@@ -20,8 +20,12 @@
 // ABI major version. A host refuses plugins of another major.
 #define SG_ABI_MAJOR 1
 
-// ABI minor version. A host accepts plugins of the same major and an older or equal minor.
-#define SG_ABI_MINOR 0
+// ABI minor version. A host accepts plugins of the same major and any minor (fields a plugin
+// of an older minor does not know read as zero; a newer plugin checks what the host offers).
+//
+// History: 1.0 the first release; 1.1 streamed sequences (`SG_PORT_STREAM`, `SG_STREAM_*`,
+// `SgStream`, and the stream fields appended to `SgExecArgs`).
+#define SG_ABI_MINOR 1
 
 // DLPack device type: host memory.
 #define SG_DEVICE_CPU 1
@@ -73,6 +77,18 @@
 
 // Port flag: the input may be left unconnected (the node then sees `SG_VALUE_NONE`).
 #define SG_PORT_OPTIONAL 1
+
+// Port flag (ABI 1.1): a streamed port.
+//
+// On an **output** (at most one per node; a tensor type): the node is a *stream producer*. It
+// makes the value as a sequence of chunks along dimension 0; the host calls `execute` once per
+// chunk (chunk 0, 1, ...) until the node clears `SgStream::more`, and runs the nodes downstream
+// of it once per chunk. On an **input**: the node is a *stream consumer* (it writes a video,
+// say). It is called once per chunk, in order, keeps its state in its instance between calls,
+// finishes on the call flagged `SG_STREAM_LAST`, and its outputs are taken after that call.
+// A stream input fed by an ordinary value gets it as a single chunk that is also the last.
+// The host honours this flag only for plugins that declare ABI minor >= 1.
+#define SG_PORT_STREAM 2
 
 // Param kind: boolean.
 #define SG_PARAM_BOOL 1
@@ -127,6 +143,22 @@
 #define SG_LOG_INFO 3
 
 #define SG_LOG_DEBUG 4
+
+// `SgExecArgs::stream_flags` (ABI 1.1): this call handles one chunk of a streamed sequence;
+// `chunk_index`, `chunk_offset` and `stream_total` are valid. Set for a stream producer, the
+// nodes downstream of it, and every call of a stream consumer.
+#define SG_STREAM_ACTIVE 1
+
+// `SgExecArgs::stream_flags`: the chunk is the last one of the sequence. A consumer finishes
+// its work (closes the file) and sets its outputs. Never set for the producer itself, which
+// decides where the sequence ends.
+#define SG_STREAM_LAST 2
+
+// `SgExecArgs::stream_flags`: the sequence is abandoned (cancelled, or a node of it failed).
+// Sent to stream consumers only, together with `SG_STREAM_ACTIVE`: every input is
+// `SG_VALUE_NONE` and outputs are ignored. The consumer discards its state (removes a partial
+// file) and returns `SG_OK`. The host destroys the instance after this call.
+#define SG_STREAM_ABORT 4
 
 // Result of a call into a plugin or a host service.
 typedef int32_t SgStatus;
@@ -282,7 +314,22 @@ typedef struct SgHost {
   const void *(*get_extension)(void *ctx, struct SgStr id);
 } SgHost;
 
+// What a stream producer reports about its sequence (ABI 1.1), through `SgExecArgs::stream`.
+// The host presets `more` to 0 and `total_items` to the last value reported.
+typedef struct SgStream {
+  // `sizeof(SgStream)` as the host knows it: write only fields that fit.
+  uint32_t struct_size;
+  // Set to 1 when another chunk follows this one; leave 0 on the last chunk.
+  uint32_t more;
+  // Items (rows along dimension 0 of the stream output) in the whole sequence, when known;
+  // 0 = unknown. Used for progress and passed to the nodes downstream in `stream_total`.
+  uint64_t total_items;
+} SgStream;
+
 // Arguments of one `execute` call.
+//
+// The stream fields (ABI 1.1) come last and are zero in a call that is not part of a stream (and
+// when the host is of ABI 1.0, where the struct ends at `error`).
 typedef struct SgExecArgs {
   uint32_t struct_size;
   // Inputs in descriptor order (`SG_VALUE_NONE` for an unconnected optional input).
@@ -297,6 +344,17 @@ typedef struct SgExecArgs {
   // The graph's id for this node, for messages.
   struct SgStr node_id;
   struct SgErrorBuf *error;
+  // `SG_STREAM_*` flags (ABI 1.1); 0 outside a stream.
+  uint32_t stream_flags;
+  // Which chunk of the sequence this call handles: 0, 1, ...
+  uint64_t chunk_index;
+  // Items (along dimension 0 of the producer's stream output) in the chunks before this one.
+  uint64_t chunk_offset;
+  // Items in the whole sequence as the producer reported it; 0 = unknown. For a consumer fed
+  // by an ordinary value: that value's dimension 0.
+  uint64_t stream_total;
+  // For a stream producer: where it reports `more` and `total_items`. NULL for other nodes.
+  struct SgStream *stream;
 } SgExecArgs;
 
 // What `stylegraph_plugin_entry()` returns: a static description of the plugin.

@@ -29,8 +29,12 @@ use core::ffi::c_void;
 
 /// ABI major version. A host refuses plugins of another major.
 pub const SG_ABI_MAJOR: u32 = 1;
-/// ABI minor version. A host accepts plugins of the same major and an older or equal minor.
-pub const SG_ABI_MINOR: u32 = 0;
+/// ABI minor version. A host accepts plugins of the same major and any minor (fields a plugin
+/// of an older minor does not know read as zero; a newer plugin checks what the host offers).
+///
+/// History: 1.0 the first release; 1.1 streamed sequences (`SG_PORT_STREAM`, `SG_STREAM_*`,
+/// `SgStream`, and the stream fields appended to `SgExecArgs`).
+pub const SG_ABI_MINOR: u32 = 1;
 
 /// Name of the one symbol every plugin exports: `const SgPlugin *stylegraph_plugin_entry(void)`.
 pub const SG_ENTRY_SYMBOL: &str = "stylegraph_plugin_entry";
@@ -178,6 +182,17 @@ pub struct SgValue {
 
 /// Port flag: the input may be left unconnected (the node then sees `SG_VALUE_NONE`).
 pub const SG_PORT_OPTIONAL: u32 = 1;
+/// Port flag (ABI 1.1): a streamed port.
+///
+/// On an **output** (at most one per node; a tensor type): the node is a *stream producer*. It
+/// makes the value as a sequence of chunks along dimension 0; the host calls `execute` once per
+/// chunk (chunk 0, 1, ...) until the node clears `SgStream::more`, and runs the nodes downstream
+/// of it once per chunk. On an **input**: the node is a *stream consumer* (it writes a video,
+/// say). It is called once per chunk, in order, keeps its state in its instance between calls,
+/// finishes on the call flagged `SG_STREAM_LAST`, and its outputs are taken after that call.
+/// A stream input fed by an ordinary value gets it as a single chunk that is also the last.
+/// The host honours this flag only for plugins that declare ABI minor >= 1.
+pub const SG_PORT_STREAM: u32 = 2;
 
 /// An input or output port.
 ///
@@ -333,7 +348,38 @@ pub struct SgErrorBuf {
     pub len: usize,
 }
 
+/// `SgExecArgs::stream_flags` (ABI 1.1): this call handles one chunk of a streamed sequence;
+/// `chunk_index`, `chunk_offset` and `stream_total` are valid. Set for a stream producer, the
+/// nodes downstream of it, and every call of a stream consumer.
+pub const SG_STREAM_ACTIVE: u32 = 1;
+/// `SgExecArgs::stream_flags`: the chunk is the last one of the sequence. A consumer finishes
+/// its work (closes the file) and sets its outputs. Never set for the producer itself, which
+/// decides where the sequence ends.
+pub const SG_STREAM_LAST: u32 = 2;
+/// `SgExecArgs::stream_flags`: the sequence is abandoned (cancelled, or a node of it failed).
+/// Sent to stream consumers only, together with `SG_STREAM_ACTIVE`: every input is
+/// `SG_VALUE_NONE` and outputs are ignored. The consumer discards its state (removes a partial
+/// file) and returns `SG_OK`. The host destroys the instance after this call.
+pub const SG_STREAM_ABORT: u32 = 4;
+
+/// What a stream producer reports about its sequence (ABI 1.1), through `SgExecArgs::stream`.
+/// The host presets `more` to 0 and `total_items` to the last value reported.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct SgStream {
+    /// `sizeof(SgStream)` as the host knows it: write only fields that fit.
+    pub struct_size: u32,
+    /// Set to 1 when another chunk follows this one; leave 0 on the last chunk.
+    pub more: u32,
+    /// Items (rows along dimension 0 of the stream output) in the whole sequence, when known;
+    /// 0 = unknown. Used for progress and passed to the nodes downstream in `stream_total`.
+    pub total_items: u64,
+}
+
 /// Arguments of one `execute` call.
+///
+/// The stream fields (ABI 1.1) come last and are zero in a call that is not part of a stream (and
+/// when the host is of ABI 1.0, where the struct ends at `error`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct SgExecArgs {
@@ -350,6 +396,17 @@ pub struct SgExecArgs {
     /// The graph's id for this node, for messages.
     pub node_id: SgStr,
     pub error: *mut SgErrorBuf,
+    /// `SG_STREAM_*` flags (ABI 1.1); 0 outside a stream.
+    pub stream_flags: u32,
+    /// Which chunk of the sequence this call handles: 0, 1, ...
+    pub chunk_index: u64,
+    /// Items (along dimension 0 of the producer's stream output) in the chunks before this one.
+    pub chunk_offset: u64,
+    /// Items in the whole sequence as the producer reported it; 0 = unknown. For a consumer fed
+    /// by an ordinary value: that value's dimension 0.
+    pub stream_total: u64,
+    /// For a stream producer: where it reports `more` and `total_items`. NULL for other nodes.
+    pub stream: *mut SgStream,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -20,6 +20,6 @@ pub mod prelude {
     };
     pub use crate::node_bail;
     pub use crate::sdk::{
-        Context, HostHandle, Node, NodeError, NodeResult, NodeSpec, ParamSpec, TensorRef,
+        ChunkInfo, Context, HostHandle, Node, NodeError, NodeResult, NodeSpec, ParamSpec, TensorRef,
     };
 }

@@ -65,7 +65,8 @@ fn build_desc(spec: &NodeSpec) -> SgNodeDesc {
         name: leak_str(&p.name),
         type_name: leak_str(&p.type_name),
         doc: leak_str(&p.doc),
-        flags: if p.optional { SG_PORT_OPTIONAL } else { 0 },
+        flags: if p.optional { SG_PORT_OPTIONAL } else { 0 }
+            | if p.stream { SG_PORT_STREAM } else { 0 },
     };
     let (inputs, input_count) = leak_slice(spec.inputs.iter().map(port).collect());
     let (outputs, output_count) = leak_slice(spec.outputs.iter().map(port).collect());

@@ -101,6 +101,9 @@ pub struct PortSpec {
     pub type_name: String,
     pub doc: String,
     pub optional: bool,
+    /// A streamed port (`SG_PORT_STREAM`): see [`NodeSpec::stream_output`] and
+    /// [`NodeSpec::stream_input`].
+    pub stream: bool,
 }
 
 /// The default value of a param.
@@ -234,6 +237,7 @@ impl NodeSpec {
             type_name: type_name.into(),
             doc: doc.into(),
             optional: false,
+            stream: false,
         });
         self
     }
@@ -244,6 +248,7 @@ impl NodeSpec {
             type_name: type_name.into(),
             doc: doc.into(),
             optional: true,
+            stream: false,
         });
         self
     }
@@ -253,6 +258,7 @@ impl NodeSpec {
             type_name: type_name.into(),
             doc: doc.into(),
             optional: false,
+            stream: false,
         });
         self
     }
@@ -899,5 +905,234 @@ fn string(v: &SgValue, what: &str) -> Result<String, NodeError> {
             "{what} is {}, expected a string",
             kind_name(k)
         ))),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Streamed sequences (ABI 1.1)
+
+impl NodeSpec {
+    fn stream_port(name: &str, type_name: &str, doc: &str, optional: bool) -> PortSpec {
+        PortSpec {
+            name: name.into(),
+            type_name: type_name.into(),
+            doc: doc.into(),
+            optional,
+            stream: true,
+        }
+    }
+
+    /// A stream output (at most one per node, of a tensor type): the node produces the value as
+    /// a sequence of chunks along dimension 0. `execute` is called once per chunk; read
+    /// [`Context::chunk`] for the chunk's index, fill the outputs with that chunk, and call
+    /// [`Context::set_stream_more`] while more chunks follow (and [`Context::set_stream_total`]
+    /// when the length is known). The nodes downstream run once per chunk.
+    pub fn stream_output(mut self, name: &str, type_name: &str, doc: &str) -> Self {
+        self.outputs
+            .push(Self::stream_port(name, type_name, doc, false));
+        self
+    }
+
+    /// A required stream input: the node consumes a sequence chunk by chunk (see
+    /// [`Context::chunk`]): it keeps its state in `self` between calls, finishes on the chunk
+    /// flagged `last`, and discards its state when the chunk says `abort`. Fed by an ordinary
+    /// value, it gets that value as one chunk that is also the last.
+    pub fn stream_input(mut self, name: &str, type_name: &str, doc: &str) -> Self {
+        self.inputs
+            .push(Self::stream_port(name, type_name, doc, false));
+        self
+    }
+
+    /// An optional stream input (see [`NodeSpec::stream_input`]).
+    pub fn optional_stream_input(mut self, name: &str, type_name: &str, doc: &str) -> Self {
+        self.inputs
+            .push(Self::stream_port(name, type_name, doc, true));
+        self
+    }
+}
+
+/// Where a call stands in a streamed sequence: what [`Context::chunk`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkInfo {
+    /// The chunk's position in the sequence: 0, 1, ...
+    pub index: u64,
+    /// Items (rows along dimension 0 of the producer's stream output) before this chunk.
+    pub offset: u64,
+    /// Items in the whole sequence, when the producer said.
+    pub total: Option<u64>,
+    /// This is the last chunk: a consumer finishes now. (Always false for the producer, which
+    /// decides where the sequence ends.)
+    pub last: bool,
+    /// The sequence is abandoned: a consumer drops its state (removes partial files) and returns
+    /// `Ok(())` without reading inputs (there are none) or writing outputs.
+    pub abort: bool,
+}
+
+impl Context<'_> {
+    /// The chunk this call handles, or `None` when the call is not part of a stream (or the
+    /// host predates ABI 1.1). A stream consumer fed by an ordinary value sees one chunk with
+    /// `index == 0` and `last == true`.
+    pub fn chunk(&self) -> Option<ChunkInfo> {
+        let flags = self.args.stream_flags;
+        if flags & SG_STREAM_ACTIVE == 0 {
+            return None;
+        }
+        Some(ChunkInfo {
+            index: self.args.chunk_index,
+            offset: self.args.chunk_offset,
+            total: (self.args.stream_total > 0).then_some(self.args.stream_total),
+            last: flags & SG_STREAM_LAST != 0,
+            abort: flags & SG_STREAM_ABORT != 0,
+        })
+    }
+
+    /// True when this call only tells a stream consumer that its sequence is abandoned.
+    pub fn is_stream_abort(&self) -> bool {
+        self.chunk().is_some_and(|c| c.abort)
+    }
+
+    fn stream_out(&mut self) -> Option<&mut SgStream> {
+        // SAFETY: the host passes a valid, writable SgStream (or NULL) for the call's duration.
+        unsafe { self.args.stream.as_mut() }
+    }
+
+    /// A stream producer says whether another chunk follows this one (default: no). Ignored
+    /// outside a producer's call.
+    pub fn set_stream_more(&mut self, more: bool) {
+        const END: usize = core::mem::offset_of!(SgStream, more) + 4;
+        if let Some(s) = self.stream_out() {
+            if s.struct_size as usize >= END {
+                s.more = u32::from(more);
+            }
+        }
+    }
+
+    /// A stream producer reports the items of the whole sequence (along dimension 0 of its
+    /// stream output), for progress and for the consumers. Ignored outside a producer's call.
+    pub fn set_stream_total(&mut self, total: u64) {
+        const END: usize = core::mem::offset_of!(SgStream, total_items) + 8;
+        if let Some(s) = self.stream_out() {
+            if s.struct_size as usize >= END {
+                s.total_items = total;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod stream_tests {
+    use super::*;
+
+    fn spec() -> NodeSpec {
+        NodeSpec::new("t.n", "N")
+            .stream_input("x", "Tensor", "")
+            .stream_output("y", "Tensor", "")
+    }
+
+    fn args(flags: u32, stream: *mut SgStream) -> SgExecArgs {
+        SgExecArgs {
+            struct_size: core::mem::size_of::<SgExecArgs>() as u32,
+            inputs: core::ptr::null(),
+            input_count: 0,
+            params: core::ptr::null(),
+            param_count: 0,
+            outputs: core::ptr::null_mut(),
+            output_count: 0,
+            node_id: SgStr::EMPTY,
+            error: core::ptr::null_mut(),
+            stream_flags: flags,
+            chunk_index: 3,
+            chunk_offset: 48,
+            stream_total: 100,
+            stream,
+        }
+    }
+
+    fn host() -> SgHost {
+        SgHost {
+            struct_size: core::mem::size_of::<SgHost>() as u32,
+            abi_minor: SG_ABI_MINOR,
+            ctx: core::ptr::null_mut(),
+            alloc_tensor: None,
+            log: None,
+            progress: None,
+            is_cancelled: None,
+            emit_preview: None,
+            get_extension: None,
+        }
+    }
+
+    #[test]
+    fn chunk_info_comes_from_the_flags() {
+        let spec = spec();
+        let mut keep = Vec::new();
+        let a = args(SG_STREAM_ACTIVE | SG_STREAM_LAST, core::ptr::null_mut());
+        let ctx = Context::from_raw(&spec, host(), a, &mut keep);
+        assert_eq!(
+            ctx.chunk(),
+            Some(ChunkInfo {
+                index: 3,
+                offset: 48,
+                total: Some(100),
+                last: true,
+                abort: false
+            })
+        );
+        assert!(!ctx.is_stream_abort());
+        let a = args(SG_STREAM_ACTIVE | SG_STREAM_ABORT, core::ptr::null_mut());
+        let ctx = Context::from_raw(&spec, host(), a, &mut keep);
+        assert!(ctx.is_stream_abort());
+        // Not part of a stream: no chunk, whatever the other fields hold.
+        let ctx = Context::from_raw(&spec, host(), args(0, core::ptr::null_mut()), &mut keep);
+        assert_eq!(ctx.chunk(), None);
+    }
+
+    #[test]
+    fn a_host_of_abi_1_0_passes_no_stream_fields() {
+        // A 1.0 host's SgExecArgs ends at `error`: the SDK reads it with read_versioned, which
+        // zero-fills the stream fields, so the node sees an ordinary call.
+        let spec = spec();
+        let mut keep = Vec::new();
+        let mut full = args(SG_STREAM_ACTIVE, core::ptr::null_mut());
+        full.struct_size = core::mem::offset_of!(SgExecArgs, stream_flags) as u32;
+        // SAFETY: `full` is a whole SgExecArgs; we read a prefix of it.
+        let old = unsafe { read_versioned(&full, full.struct_size) };
+        assert_eq!(old.stream_flags, 0);
+        assert!(old.stream.is_null());
+        let mut ctx = Context::from_raw(&spec, host(), old, &mut keep);
+        assert_eq!(ctx.chunk(), None);
+        ctx.set_stream_more(true); // no stream struct: ignored, no crash
+        ctx.set_stream_total(5);
+    }
+
+    #[test]
+    fn producers_write_only_the_fields_the_host_knows() {
+        let spec = spec();
+        let mut keep = Vec::new();
+        let mut s = SgStream {
+            struct_size: core::mem::size_of::<SgStream>() as u32,
+            more: 0,
+            total_items: 0,
+        };
+        {
+            let mut ctx =
+                Context::from_raw(&spec, host(), args(SG_STREAM_ACTIVE, &mut s), &mut keep);
+            ctx.set_stream_more(true);
+            ctx.set_stream_total(640);
+        }
+        assert_eq!((s.more, s.total_items), (1, 640));
+        // A (hypothetical) host whose SgStream ends after `more`.
+        let mut short = SgStream {
+            struct_size: 8,
+            more: 0,
+            total_items: 7,
+        };
+        {
+            let mut ctx =
+                Context::from_raw(&spec, host(), args(SG_STREAM_ACTIVE, &mut short), &mut keep);
+            ctx.set_stream_more(true);
+            ctx.set_stream_total(640);
+        }
+        assert_eq!((short.more, short.total_items), (1, 7));
     }
 }

@@ -344,13 +344,18 @@ fn nodes_cmd(cli: &Cli, json: bool, filter: Option<&str>) -> Result<i32> {
         }
         for p in &t.inputs {
             let opt = if p.optional { ", optional" } else { "" };
+            let stream = if p.stream { ", stream" } else { "" };
             out.push_str(&format!(
-                "  in  {}: {}{opt} — {}\n",
+                "  in  {}: {}{opt}{stream} — {}\n",
                 p.name, p.port_type, p.doc
             ));
         }
         for p in &t.outputs {
-            out.push_str(&format!("  out {}: {} — {}\n", p.name, p.port_type, p.doc));
+            let stream = if p.stream { ", stream" } else { "" };
+            out.push_str(&format!(
+                "  out {}: {}{stream} — {}\n",
+                p.name, p.port_type, p.doc
+            ));
         }
         for p in &t.params {
             let mut extra = String::new();

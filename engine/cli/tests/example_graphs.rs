@@ -117,6 +117,7 @@ fn interpolate_graph_writes_a_strip_and_a_gif() {
 #[test]
 fn video_graph_writes_an_mp4() {
     // Fewer frames than the official 120 per keyframe keep CI fast; the structure is the same.
+    // 16 seeds = 8 cells x 2 keyframes, looping: 8 frames, streamed in chunks of 3 (3, 3, 2).
     let (dir, _) = run_graph(
         "video.ron",
         &[
@@ -124,10 +125,17 @@ fn video_graph_writes_an_mp4() {
             "walk.frames_per_keyframe=4",
             "--set",
             "seeds.seeds=0-15",
+            "--set",
+            "walk.chunk_frames=3",
         ],
     );
-    let mp4 = std::fs::read(dir.path().join("out/video/lerp.mp4")).expect("mp4");
+    let path = dir.path().join("out/video/lerp.mp4");
+    let mp4 = std::fs::read(&path).expect("mp4");
     assert_eq!(&mp4[4..8], b"ftyp", "an MP4 file starts with an ftyp box");
+    // Every chunk reached the file: 8 frames of 4 x 2 cells of 16 px.
+    let (frames, w, h) =
+        stylegraph_plugin_io::video::decode_mp4(&path, |_, _| {}).expect("decode the mp4");
+    assert_eq!((frames, w, h), (8, 64, 32));
 }
 
 #[test]

@@ -1,12 +1,23 @@
 //! The executor: plans a validated graph, runs independent branches concurrently, serves
-//! unchanged nodes from a memory-bounded LRU cache, and reports everything as [`Event`]s.
+//! unchanged nodes from a memory-bounded LRU cache, streams sequences chunk by chunk, and reports
+//! everything as [`Event`]s.
+//!
+//! # Streams
+//! A node with a stream output (ABI 1.1) produces its value in chunks. The nodes downstream of it,
+//! up to and including the stream consumers (see [`crate::stream`]), form its *region*, which is
+//! scheduled as one unit: once every input from outside the region is ready, one worker calls the
+//! producer for chunk 0, then each region node in dependency order on that chunk, drops the
+//! chunk's values, and goes on with chunk 1, ... until the producer says it has no more. Only one
+//! chunk is alive at a time (plus whatever the consumers keep in their instances). Region nodes are
+//! neither served from nor stored in the cache: a re-run streams again.
 
 use crate::events::{Event, EventSink};
 use crate::graph::{Graph, ParamValue, PortRef};
 use crate::plugin::{LoadedPlugin, NodeTypeInfo, ParamKind, PluginHost};
+use crate::stream::{Region, StreamNode};
 use crate::types::PortType;
 use crate::validate::{check_param, validate, ValidationError};
-use crate::value::{HostObject, HostTensor, Value};
+use crate::value::{HostObject, HostTensor, TensorMemory, TensorMeter, Value};
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::ffi::c_void;
@@ -188,6 +199,8 @@ pub struct Session {
     cache: Mutex<Cache>,
     instances: Mutex<HashMap<String, Arc<Mutex<Instance>>>>,
     runs: AtomicU64,
+    /// Bytes of the tensors nodes allocate, alive and at peak.
+    meter: Arc<TensorMeter>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -206,6 +219,78 @@ struct PlanNode<'g> {
     dependents: Vec<usize>,
     key: u64,
     cacheable: bool,
+    /// The stream region this node is in (as producer or member), index into `Plan::regions`.
+    region: Option<usize>,
+    /// What the scheduler runs this node as part of: the node itself, or its region's producer.
+    unit: usize,
+}
+
+/// A run's plan: the nodes and the stream regions among them.
+struct Plan<'g> {
+    nodes: Vec<PlanNode<'g>>,
+    regions: Vec<Region>,
+}
+
+/// How one call of a node stands in a stream (all zero outside one).
+#[derive(Clone, Copy, Debug, Default)]
+struct StreamCall {
+    /// `SG_STREAM_*` flags.
+    flags: u32,
+    index: u64,
+    offset: u64,
+    /// Items in the whole sequence; 0 = unknown.
+    total: u64,
+    /// Items this call handles, when known beforehand (0 = unknown): scales its progress.
+    items: u64,
+    /// The node is a stream consumer: its outputs are taken after the last chunk only.
+    consumer: bool,
+}
+
+impl StreamCall {
+    /// A stream consumer fed by an ordinary value: one chunk that is also the last.
+    fn single(total: u64) -> StreamCall {
+        StreamCall {
+            flags: SG_STREAM_ACTIVE | SG_STREAM_LAST,
+            total,
+            consumer: true,
+            ..StreamCall::default()
+        }
+    }
+    /// The call's own progress, mapped onto the whole sequence.
+    fn progress_map(&self) -> ProgressMap {
+        let in_stream = self.flags & SG_STREAM_ACTIVE != 0;
+        if !in_stream || (self.index == 0 && self.flags & SG_STREAM_LAST != 0) {
+            ProgressMap::Plain
+        } else if self.total > 0 && self.items > 0 {
+            ProgressMap::Scaled {
+                base: self.offset as f64 / self.total as f64,
+                scale: self.items as f64 / self.total as f64,
+            }
+        } else {
+            ProgressMap::Chunk(self.index)
+        }
+    }
+}
+
+/// How a node's progress reports map onto the events.
+#[derive(Clone, Copy, Debug)]
+enum ProgressMap {
+    Plain,
+    /// Within one chunk of a sequence of known length: `base + scale * fraction`.
+    Scaled {
+        base: f64,
+        scale: f64,
+    },
+    /// Within one chunk of a sequence of unknown length: the message names the chunk.
+    Chunk(u64),
+}
+
+/// How a node of a stream region ended.
+enum StreamEnd {
+    Done(Arc<Vec<Value>>),
+    Failed(String),
+    Skipped(String),
+    Cancelled,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -244,7 +329,19 @@ impl Session {
             cache: Mutex::new(Cache::default()),
             instances: Mutex::new(HashMap::new()),
             runs: AtomicU64::new(0),
+            meter: Arc::new(TensorMeter::default()),
         }
+    }
+
+    /// Memory held in tensors that nodes of this session allocated (values on edges, cached
+    /// outputs, reports still alive): now, at peak, and in all.
+    pub fn tensor_memory(&self) -> TensorMemory {
+        self.meter.read()
+    }
+
+    /// Starts a new peak for [`Session::tensor_memory`] from what is alive now.
+    pub fn reset_tensor_peak(&self) {
+        self.meter.reset_peak();
     }
 
     pub fn host(&self) -> &Arc<PluginHost> {
@@ -274,7 +371,7 @@ impl Session {
         Ok(self.execute_plan(run, plan, options))
     }
 
-    fn plan<'g>(&'g self, graph: &'g Graph, run: u64) -> Result<Vec<PlanNode<'g>>, RunError> {
+    fn plan<'g>(&'g self, graph: &'g Graph, run: u64) -> Result<Plan<'g>, RunError> {
         let index: HashMap<&str, usize> = graph
             .nodes
             .iter()
@@ -318,6 +415,8 @@ impl Session {
                 dependents: Vec::new(),
                 key: 0,
                 cacheable: false,
+                region: None,
+                unit: nodes.len(),
             });
         }
         if !errors.is_empty() {
@@ -374,30 +473,89 @@ impl Session {
             n.key = key;
             n.cacheable = deterministic && !n.info.side_effect;
         }
-        Ok(nodes)
+        // Stream regions (validation refused the shapes that cannot run).
+        let stream_nodes: Vec<StreamNode> = nodes
+            .iter()
+            .map(|n| StreamNode {
+                sources: n
+                    .inputs
+                    .iter()
+                    .zip(&n.info.inputs)
+                    .filter_map(|(inp, port)| inp.map(|(s, _)| (s, port.stream)))
+                    .collect(),
+                producer: n.info.stream_output().is_some(),
+            })
+            .collect();
+        let (regions, problems) = crate::stream::analyse(&stream_nodes);
+        if !problems.is_empty() {
+            // Only reachable if validation and planning disagree; report it as invalid.
+            return Err(RunError::Invalid(
+                crate::validate::validate(graph, &self.host)
+                    .into_iter()
+                    .filter(|e| {
+                        matches!(
+                            e,
+                            ValidationError::TwoStreams { .. }
+                                | ValidationError::NestedStream { .. }
+                                | ValidationError::StreamAfterEnd { .. }
+                        )
+                    })
+                    .collect(),
+            ));
+        }
+        for (r, region) in regions.iter().enumerate() {
+            for i in region.nodes() {
+                let n = &mut nodes[i];
+                n.region = Some(r);
+                n.unit = region.producer;
+                // A stream is made afresh on every run (see the module docs).
+                n.cacheable = false;
+            }
+        }
+        Ok(Plan { nodes, regions })
     }
 
-    fn execute_plan(&self, run: u64, plan: Vec<PlanNode<'_>>, options: &RunOptions) -> RunReport {
+    fn execute_plan(&self, run: u64, plan: Plan<'_>, options: &RunOptions) -> RunReport {
         let start = Instant::now();
         let emit = |e: Event| {
             if let Some(sink) = &options.on_event {
                 sink(&e);
             }
         };
+        let Plan {
+            nodes: plan,
+            regions,
+        } = plan;
         emit(Event::RunStarted {
             run,
             nodes: plan.len(),
         });
-        let remaining: Vec<usize> = plan
-            .iter()
-            .map(|n| {
-                let mut srcs: Vec<usize> = n.inputs.iter().flatten().map(|&(s, _)| s).collect();
+        // The scheduler runs units: single nodes, and stream regions as a whole (under their
+        // producer's index). A unit waits for the distinct nodes outside it that feed it.
+        let members = |u: usize| -> Vec<usize> {
+            match plan[u].region {
+                Some(r) => regions[r].nodes().collect(),
+                None => vec![u],
+            }
+        };
+        let remaining: Vec<usize> = (0..plan.len())
+            .map(|u| {
+                if plan[u].unit != u {
+                    return 0;
+                }
+                let mut srcs: Vec<usize> = members(u)
+                    .into_iter()
+                    .flat_map(|m| plan[m].inputs.iter().flatten().map(|&(s, _)| s))
+                    .filter(|&s| plan[s].unit != u)
+                    .collect();
                 srcs.sort_unstable();
                 srcs.dedup();
                 srcs.len()
             })
             .collect();
-        let ready = (0..plan.len()).filter(|&i| remaining[i] == 0).collect();
+        let ready = (0..plan.len())
+            .filter(|&i| plan[i].unit == i && remaining[i] == 0)
+            .collect();
         let state = Mutex::new(RunState {
             remaining,
             ready,
@@ -413,6 +571,71 @@ impl Session {
         let wake = Condvar::new();
         let workers = self.config.threads.clamp(1, plan.len().max(1));
 
+        // Skips everything downstream of `from` that has not run (a whole stream region at once).
+        let skip_downstream = |st: &mut RunState, from: &[usize], reason: &str| {
+            let mut stack: Vec<usize> = from.to_vec();
+            while let Some(d) = stack.pop() {
+                for m in members(d) {
+                    if st.state[m] == NodeState::Pending {
+                        st.state[m] = NodeState::Skipped;
+                        st.skipped.push(plan[m].id.to_owned());
+                        emit(Event::NodeSkipped {
+                            run,
+                            node: plan[m].id.to_owned(),
+                            reason: reason.to_owned(),
+                        });
+                        stack.extend(plan[m].dependents.iter().copied());
+                    }
+                }
+            }
+        };
+        // Records how a node ended and wakes or skips what depends on it.
+        let finish = |st: &mut RunState, idx: usize, end: StreamEnd, from_cache: bool| {
+            let node = &plan[idx];
+            match end {
+                StreamEnd::Done(outputs) => {
+                    st.state[idx] = NodeState::Done;
+                    st.results[idx] = Some(outputs);
+                    if from_cache {
+                        st.cached.push(node.id.to_owned());
+                    } else {
+                        st.executed.push(node.id.to_owned());
+                    }
+                    let mut units: Vec<usize> = node
+                        .dependents
+                        .iter()
+                        .map(|&d| plan[d].unit)
+                        .filter(|&u| u != node.unit)
+                        .collect();
+                    units.sort_unstable();
+                    units.dedup();
+                    for u in units {
+                        st.remaining[u] -= 1;
+                        if st.remaining[u] == 0 && st.state[u] == NodeState::Pending {
+                            st.ready.push_back(u);
+                        }
+                    }
+                }
+                StreamEnd::Cancelled => {
+                    st.state[idx] = NodeState::Failed;
+                    st.cancelled = true;
+                }
+                StreamEnd::Failed(msg) => {
+                    st.state[idx] = NodeState::Failed;
+                    st.failed.push((node.id.to_owned(), msg));
+                    // Fail the branch: everything downstream is skipped.
+                    let reason = format!("upstream node {:?} failed", node.id);
+                    skip_downstream(st, &node.dependents, &reason);
+                }
+                StreamEnd::Skipped(reason) => {
+                    // Decided (and announced) inside a stream; what is downstream goes too.
+                    st.state[idx] = NodeState::Skipped;
+                    st.skipped.push(node.id.to_owned());
+                    skip_downstream(st, &node.dependents, &reason);
+                }
+            }
+        };
+
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| loop {
@@ -424,7 +647,9 @@ impl Session {
                             }
                             if !st.cancelled {
                                 if let Some(i) = st.ready.pop_front() {
-                                    st.state[i] = NodeState::Running;
+                                    for m in members(i) {
+                                        st.state[m] = NodeState::Running;
+                                    }
                                     st.running += 1;
                                     break Some(i);
                                 }
@@ -443,59 +668,50 @@ impl Session {
                         wake.notify_all();
                         return;
                     };
-                    let node = &plan[idx];
-                    let inputs: Vec<Option<Value>> = {
+                    // Values from outside the unit, for every node of it.
+                    let unit = members(idx);
+                    let external: HashMap<usize, Arc<Vec<Value>>> = {
                         let st = lock(&state);
-                        node.inputs
-                            .iter()
-                            .map(|inp| {
-                                inp.and_then(|(s, port)| {
-                                    st.results[s].as_ref().and_then(|r| r.get(port).cloned())
-                                })
-                            })
+                        unit.iter()
+                            .flat_map(|&m| plan[m].inputs.iter().flatten())
+                            .filter(|&&(s, _)| plan[s].unit != idx)
+                            .filter_map(|&(s, _)| st.results[s].clone().map(|r| (s, r)))
                             .collect()
                     };
-                    let outcome = self.process(run, node, inputs, options, &emit);
+                    let ends: Vec<(usize, StreamEnd, bool)> = match plan[idx].region {
+                        Some(r) => self
+                            .run_stream(run, &plan, &regions[r], &external, options, &emit)
+                            .into_iter()
+                            .map(|(i, e)| (i, e, false))
+                            .collect(),
+                        None => {
+                            let node = &plan[idx];
+                            let inputs: Vec<Option<Value>> = node
+                                .inputs
+                                .iter()
+                                .map(|inp| {
+                                    inp.and_then(|(s, port)| {
+                                        external.get(&s).and_then(|r| r.get(port).cloned())
+                                    })
+                                })
+                                .collect();
+                            match self.process(run, node, inputs, options, &emit) {
+                                Ok((outputs, from_cache)) => {
+                                    vec![(idx, StreamEnd::Done(outputs), from_cache)]
+                                }
+                                Err(NodeOutcome::Cancelled) => {
+                                    vec![(idx, StreamEnd::Cancelled, false)]
+                                }
+                                Err(NodeOutcome::Failed(msg)) => {
+                                    vec![(idx, StreamEnd::Failed(msg), false)]
+                                }
+                            }
+                        }
+                    };
                     let mut st = lock(&state);
                     st.running -= 1;
-                    match outcome {
-                        Ok((outputs, from_cache)) => {
-                            st.state[idx] = NodeState::Done;
-                            st.results[idx] = Some(outputs);
-                            if from_cache {
-                                st.cached.push(node.id.to_owned());
-                            } else {
-                                st.executed.push(node.id.to_owned());
-                            }
-                            for &d in &node.dependents {
-                                st.remaining[d] -= 1;
-                                if st.remaining[d] == 0 && st.state[d] == NodeState::Pending {
-                                    st.ready.push_back(d);
-                                }
-                            }
-                        }
-                        Err(NodeOutcome::Cancelled) => {
-                            st.state[idx] = NodeState::Failed;
-                            st.cancelled = true;
-                        }
-                        Err(NodeOutcome::Failed(msg)) => {
-                            st.state[idx] = NodeState::Failed;
-                            st.failed.push((node.id.to_owned(), msg));
-                            // Fail the branch: everything downstream is skipped.
-                            let mut stack: Vec<usize> = node.dependents.clone();
-                            while let Some(d) = stack.pop() {
-                                if st.state[d] == NodeState::Pending {
-                                    st.state[d] = NodeState::Skipped;
-                                    st.skipped.push(plan[d].id.to_owned());
-                                    emit(Event::NodeSkipped {
-                                        run,
-                                        node: plan[d].id.to_owned(),
-                                        reason: format!("upstream node {:?} failed", node.id),
-                                    });
-                                    stack.extend(plan[d].dependents.iter().copied());
-                                }
-                            }
-                        }
+                    for (i, end, from_cache) in ends {
+                        finish(&mut st, i, end, from_cache);
                     }
                     drop(st);
                     wake.notify_all();
@@ -577,7 +793,28 @@ impl Session {
             node_type: node.info.type_id.clone(),
         });
         let t0 = Instant::now();
-        let result = self.execute_node(run, node, &inputs, options, emit);
+        // A stream consumer outside a stream gets its value as one chunk that is also the last.
+        let consumer = node.info.has_stream_input();
+        let call = if consumer {
+            let total = node
+                .info
+                .inputs
+                .iter()
+                .zip(&inputs)
+                .filter(|(p, _)| p.stream)
+                .find_map(|(_, v)| match v {
+                    Some(Value::Tensor(t)) => t.shape().first().map(|&d| d.max(0) as u64),
+                    _ => None,
+                })
+                .unwrap_or(0);
+            StreamCall::single(total)
+        } else {
+            StreamCall::default()
+        };
+        let result = self.execute_node(run, node, &inputs, options, emit, &call, None);
+        if consumer && result.is_err() {
+            self.abort_consumer(run, node, 0, emit);
+        }
         match result {
             Ok(outputs) => {
                 let outputs = Arc::new(outputs);
@@ -649,6 +886,293 @@ impl Session {
         Ok(inst)
     }
 
+    /// Tells a stream consumer that its sequence is abandoned (an execute call flagged
+    /// `SG_STREAM_ABORT`, with no inputs), then destroys its instance, so whatever it held (a
+    /// half-written file) is released even if it ignored the call. A later run makes a new one.
+    fn abort_consumer(
+        &self,
+        run: u64,
+        node: &PlanNode<'_>,
+        index: u64,
+        emit: &(dyn Fn(Event) + Sync),
+    ) {
+        if node.info.plugin.abi_minor < 1 || !lock(&self.instances).contains_key(node.id) {
+            return;
+        }
+        let inputs = vec![None; node.info.inputs.len()];
+        let call = StreamCall {
+            flags: SG_STREAM_ACTIVE | SG_STREAM_ABORT,
+            index,
+            ..StreamCall::default()
+        };
+        // Cancellation must not stop this call: it is how a cancelled stream cleans up.
+        let options = RunOptions::default();
+        if let Err(NodeOutcome::Failed(msg)) =
+            self.execute_node(run, node, &inputs, &options, emit, &call, None)
+        {
+            tracing::debug!(node = node.id, "abort call: {msg}");
+        }
+        lock(&self.instances).remove(node.id);
+    }
+
+    /// Runs a stream region: the producer and every member, chunk by chunk (see the module
+    /// docs). Returns how each node of the region ended; events are emitted as things happen.
+    fn run_stream(
+        &self,
+        run: u64,
+        plan: &[PlanNode<'_>],
+        region: &Region,
+        external: &HashMap<usize, Arc<Vec<Value>>>,
+        options: &RunOptions,
+        emit: &(dyn Fn(Event) + Sync),
+    ) -> Vec<(usize, StreamEnd)> {
+        // Local indices: 0 is the producer, then the members in dependency order.
+        let nodes: Vec<usize> = region.nodes().collect();
+        let k = nodes.len();
+        let local: HashMap<usize, usize> = nodes.iter().enumerate().map(|(j, &g)| (g, j)).collect();
+        let consumer: Vec<bool> = std::iter::once(false)
+            .chain(region.consumer.iter().copied())
+            .collect();
+        let deps: Vec<Vec<usize>> = nodes
+            .iter()
+            .map(|&g| {
+                plan[g]
+                    .dependents
+                    .iter()
+                    .filter_map(|d| local.get(d).copied())
+                    .collect()
+            })
+            .collect();
+        let producer = &plan[region.producer];
+        let stream_port = producer.info.stream_output().unwrap_or(0);
+
+        let mut end: Vec<Option<StreamEnd>> = (0..k).map(|_| None).collect();
+        let mut values: Vec<Option<Arc<Vec<Value>>>> = vec![None; k];
+        let mut started = vec![false; k];
+        let mut busy_ms = vec![0.0f64; k];
+        // A node is needed while it feeds a live consumer or is a live end of the region (its
+        // last chunk's outputs are the run's outputs); the stream stops when nothing is needed.
+        let needed = |end: &[Option<StreamEnd>]| -> Vec<bool> {
+            let mut need = vec![false; k];
+            for j in (0..k).rev() {
+                if end[j].is_none() {
+                    need[j] = consumer[j] || deps[j].is_empty() || deps[j].iter().any(|&d| need[d]);
+                }
+            }
+            need
+        };
+        // Fails node `j` and skips what is downstream of it in the region; consumers among them
+        // are told to abort.
+        let fail = |j: usize,
+                    msg: String,
+                    index: u64,
+                    end: &mut Vec<Option<StreamEnd>>,
+                    started: &[bool]| {
+            let node = &plan[nodes[j]];
+            emit(Event::NodeFailed {
+                run,
+                node: node.id.to_owned(),
+                node_type: node.info.type_id.clone(),
+                error: msg.clone(),
+            });
+            end[j] = Some(StreamEnd::Failed(msg));
+            if consumer[j] && started[j] {
+                self.abort_consumer(run, node, index, emit);
+            }
+            let reason = format!("upstream node {:?} failed", node.id);
+            let mut stack = deps[j].clone();
+            while let Some(d) = stack.pop() {
+                if end[d].is_some() {
+                    continue;
+                }
+                let dn = &plan[nodes[d]];
+                emit(Event::NodeSkipped {
+                    run,
+                    node: dn.id.to_owned(),
+                    reason: reason.clone(),
+                });
+                end[d] = Some(StreamEnd::Skipped(reason.clone()));
+                if consumer[d] && started[d] {
+                    self.abort_consumer(run, dn, index, emit);
+                }
+                stack.extend(deps[d].iter().copied());
+            }
+        };
+
+        let (mut index, mut offset, mut total, mut prev_items) = (0u64, 0u64, 0u64, 0u64);
+        let mut cancelled = false;
+        let mut need = needed(&end);
+        'chunks: loop {
+            if options.cancel.is_cancelled() {
+                cancelled = true;
+                break;
+            }
+            // Free the previous chunk before making the next: one chunk alive at a time.
+            for j in 0..k {
+                if need[j] {
+                    values[j] = None;
+                }
+            }
+            let mut last = false;
+            let mut items = 0u64;
+            let mut ran = vec![false; k];
+            for j in 0..k {
+                if !need[j] || end[j].is_some() {
+                    continue;
+                }
+                let node = &plan[nodes[j]];
+                let inputs: Vec<Option<Value>> = node
+                    .inputs
+                    .iter()
+                    .map(|inp| {
+                        inp.and_then(|(s, port)| {
+                            let src = match local.get(&s) {
+                                Some(&l) => values[l].as_ref(),
+                                None => external.get(&s),
+                            };
+                            src.and_then(|r| r.get(port).cloned())
+                        })
+                    })
+                    .collect();
+                let call = StreamCall {
+                    flags: SG_STREAM_ACTIVE | if last { SG_STREAM_LAST } else { 0 },
+                    index,
+                    offset,
+                    total,
+                    items: if j == 0 { prev_items } else { items },
+                    consumer: consumer[j],
+                };
+                let mut report = SgStream {
+                    struct_size: std::mem::size_of::<SgStream>() as u32,
+                    more: 0,
+                    total_items: total,
+                };
+                if !started[j] {
+                    started[j] = true;
+                    emit(Event::NodeStarted {
+                        run,
+                        node: node.id.to_owned(),
+                        node_type: node.info.type_id.clone(),
+                    });
+                }
+                let t0 = Instant::now();
+                let result = self.execute_node(
+                    run,
+                    node,
+                    &inputs,
+                    options,
+                    emit,
+                    &call,
+                    (j == 0).then_some(&mut report),
+                );
+                drop(inputs);
+                busy_ms[j] += t0.elapsed().as_secs_f64() * 1000.0;
+                match result {
+                    Ok(outputs) => {
+                        if j == 0 {
+                            match outputs.get(stream_port) {
+                                Some(Value::Tensor(t)) if !t.shape().is_empty() => {
+                                    items = t.shape()[0].max(0) as u64;
+                                }
+                                other => {
+                                    let found = other.map_or("nothing".into(), Value::summary);
+                                    let msg = format!(
+                                        "node {:?} ({}): stream output {:?} must be a tensor whose first dimension counts the chunk's items, got {found}",
+                                        node.id,
+                                        node.info.type_id,
+                                        producer.info.outputs[stream_port].name
+                                    );
+                                    fail(j, msg, index, &mut end, &started);
+                                    need = needed(&end);
+                                    continue;
+                                }
+                            }
+                            if report.total_items > 0 {
+                                total = report.total_items;
+                            }
+                            last = report.more == 0;
+                        }
+                        values[j] = Some(Arc::new(outputs));
+                        ran[j] = true;
+                    }
+                    Err(NodeOutcome::Cancelled) => {
+                        cancelled = true;
+                        break 'chunks;
+                    }
+                    Err(NodeOutcome::Failed(msg)) => {
+                        fail(j, msg, index, &mut end, &started);
+                        need = needed(&end);
+                    }
+                }
+            }
+            let done = offset + items;
+            for j in (0..k).filter(|&j| ran[j]) {
+                let (fraction, message) = if total > 0 {
+                    (
+                        (done as f64 / total as f64).min(1.0),
+                        format!("chunk {}: {done} of {total} items", index + 1),
+                    )
+                } else {
+                    (0.0, format!("chunk {}: {done} items", index + 1))
+                };
+                emit(Event::NodeProgress {
+                    run,
+                    node: plan[nodes[j]].id.to_owned(),
+                    fraction,
+                    message,
+                });
+            }
+            need = needed(&end);
+            offset = done;
+            prev_items = items;
+            index += 1;
+            if last || !need.iter().any(|&b| b) {
+                break;
+            }
+        }
+
+        let mut out = Vec::with_capacity(k);
+        for j in 0..k {
+            let g = nodes[j];
+            let node = &plan[g];
+            let e = match end[j].take() {
+                Some(e) => e,
+                None if cancelled => {
+                    if consumer[j] && started[j] {
+                        self.abort_consumer(run, node, index, emit);
+                    }
+                    StreamEnd::Cancelled
+                }
+                None => match values[j].take() {
+                    Some(v) => {
+                        emit(Event::NodeFinished {
+                            run,
+                            node: node.id.to_owned(),
+                            node_type: node.info.type_id.clone(),
+                            duration_ms: busy_ms[j],
+                            cached: false,
+                        });
+                        StreamEnd::Done(v)
+                    }
+                    None => {
+                        // It stopped being needed before it could run on the last chunk.
+                        let reason =
+                            "stream stopped: nothing downstream of it is left to feed".to_owned();
+                        emit(Event::NodeSkipped {
+                            run,
+                            node: node.id.to_owned(),
+                            reason: reason.clone(),
+                        });
+                        StreamEnd::Skipped(reason)
+                    }
+                },
+            };
+            out.push((g, e));
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn execute_node(
         &self,
         run: u64,
@@ -656,6 +1180,8 @@ impl Session {
         inputs: &[Option<Value>],
         options: &RunOptions,
         emit: &(dyn Fn(Event) + Sync),
+        call: &StreamCall,
+        stream: Option<&mut SgStream>,
     ) -> Result<Vec<Value>, NodeOutcome> {
         let label = |msg: String| format!("node {:?} ({}): {msg}", node.id, node.info.type_id);
         if options.cancel.is_cancelled() {
@@ -705,6 +1231,8 @@ impl Session {
             cancel: &options.cancel,
             emit,
             allocations: Mutex::new(Vec::new()),
+            meter: &self.meter,
+            progress: call.progress_map(),
         };
         let host = SgHost {
             struct_size: std::mem::size_of::<SgHost>() as u32,
@@ -727,6 +1255,11 @@ impl Session {
             output_count: c_outputs.len(),
             node_id: SgStr::from_str(node.id),
             error: &mut err,
+            stream_flags: call.flags,
+            chunk_index: call.index,
+            chunk_offset: call.offset,
+            stream_total: call.total,
+            stream: stream.map_or(std::ptr::null_mut(), |s| s as *mut SgStream),
         };
         // SAFETY: ABI contract; every pointer above is valid for the call.
         let status = unsafe { execute(inst.index, inst.ptr, &host, &args) };
@@ -751,6 +1284,13 @@ impl Session {
                 SG_PANIC => label(format!("the node panicked: {msg}")),
                 _ => label(msg),
             }));
+        }
+        // A consumer's outputs count after its last chunk only (an abort call has none).
+        let final_call = call.flags & SG_STREAM_ABORT == 0
+            && (!call.consumer || call.flags & SG_STREAM_LAST != 0);
+        if !final_call {
+            drop_outputs(&c_outputs);
+            return Ok(Vec::new());
         }
         // Take ownership of the outputs, checking each against its declared port type.
         let mut outputs = Vec::with_capacity(c_outputs.len());
@@ -925,6 +1465,8 @@ struct Frame<'a> {
     cancel: &'a CancelToken,
     emit: &'a (dyn Fn(Event) + Sync),
     allocations: Mutex<Vec<Option<Box<HostTensor>>>>,
+    meter: &'a Arc<TensorMeter>,
+    progress: ProgressMap,
 }
 
 unsafe fn frame<'a>(ctx: *mut c_void) -> Option<&'a Frame<'a>> {
@@ -960,6 +1502,7 @@ unsafe extern "C" fn host_alloc_tensor(
             Err(crate::value::TensorError::TooLarge { .. }) => return SG_OUT_OF_MEMORY,
             Err(_) => return SG_INVALID_ARGUMENT,
         };
+        t.attach_meter(f.meter);
         let mut desc = t.descriptor();
         desc.data = t.bytes_mut().as_mut_ptr() as *mut c_void;
         *out = desc;
@@ -1003,15 +1546,22 @@ unsafe extern "C" fn host_log(ctx: *mut c_void, level: i32, message: SgStr) {
 unsafe extern "C" fn host_progress(ctx: *mut c_void, fraction: f64, message: SgStr) {
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let Some(f) = frame(ctx) else { return };
+        let fraction = if fraction.is_finite() {
+            fraction.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        let message = message.to_string_lossy();
+        let (fraction, message) = match f.progress {
+            ProgressMap::Plain => (fraction, message),
+            ProgressMap::Scaled { base, scale } => ((base + scale * fraction).min(1.0), message),
+            ProgressMap::Chunk(i) => (fraction, format!("chunk {}: {message}", i + 1)),
+        };
         (f.emit)(Event::NodeProgress {
             run: f.run,
             node: f.node_id.to_owned(),
-            fraction: if fraction.is_finite() {
-                fraction.clamp(0.0, 1.0)
-            } else {
-                0.0
-            },
-            message: message.to_string_lossy(),
+            fraction,
+            message,
         });
     }));
 }

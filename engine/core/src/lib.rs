@@ -5,7 +5,7 @@
 //! - [`graph`]: the graph model and its RON file format;
 //! - [`validate`]: every problem of a graph at once, naming node and port;
 //! - [`plugin`]: finding and loading plugins through the C ABI of `stylegraph-abi`;
-//! - [`exec`]: the executor with its cache, cancellation and [`events`].
+//! - [`exec`]: the executor with its cache, cancellation, streamed sequences and [`events`].
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -24,6 +24,7 @@ pub mod fsutil;
 pub mod graph;
 pub mod plugin;
 pub mod seeds;
+mod stream;
 pub mod types;
 pub mod validate;
 pub mod value;

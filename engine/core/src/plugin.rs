@@ -62,6 +62,10 @@ pub struct PortInfo {
     pub port_type: PortType,
     pub doc: String,
     pub optional: bool,
+    /// A streamed port (ABI 1.1 `SG_PORT_STREAM`): on an output, the node produces a sequence
+    /// in chunks; on an input, it consumes one chunk per call (see `docs/plugin-abi.md`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
 }
 
 /// A param of a node type.
@@ -124,6 +128,14 @@ impl NodeTypeInfo {
     /// The seed param, if the node has one.
     pub fn seed_param(&self) -> Option<&ParamInfo> {
         self.params.iter().find(|p| p.is_seed)
+    }
+    /// The index of the stream output: the node is a stream producer.
+    pub fn stream_output(&self) -> Option<usize> {
+        self.outputs.iter().position(|p| p.stream)
+    }
+    /// True if any input is a stream input: the node can consume a sequence.
+    pub fn has_stream_input(&self) -> bool {
+        self.inputs.iter().any(|p| p.stream)
     }
 }
 
@@ -358,8 +370,6 @@ impl PluginHost {
             });
         }
         let needed = std::mem::size_of::<SgPlugin>() as u32;
-        // Always true while the minor is 0; it matters once later minors append fields.
-        #[allow(clippy::absurd_extreme_comparisons)]
         let same_or_newer_minor = minor >= SG_ABI_MINOR;
         if size < needed && same_or_newer_minor {
             return Err(invalid(format!(
@@ -480,7 +490,14 @@ unsafe fn slice<'a, T>(ptr: *const T, len: usize, what: &str) -> Result<&'a [T],
     Ok(std::slice::from_raw_parts(ptr, len))
 }
 
-unsafe fn ports(ptr: *const SgPortDesc, len: usize, what: &str) -> Result<Vec<PortInfo>, String> {
+/// Reads port descriptors. `streams`: the plugin's ABI minor knows `SG_PORT_STREAM` (a plugin
+/// of ABI 1.0 may have left any bit set; its ports are never streamed).
+unsafe fn ports(
+    ptr: *const SgPortDesc,
+    len: usize,
+    what: &str,
+    streams: bool,
+) -> Result<Vec<PortInfo>, String> {
     let mut out: Vec<PortInfo> = Vec::new();
     for p in slice(ptr, len, what)? {
         let name = text(p.name, "port name")?;
@@ -488,11 +505,19 @@ unsafe fn ports(ptr: *const SgPortDesc, len: usize, what: &str) -> Result<Vec<Po
             return Err(format!("{what}: empty or duplicate port name {name:?}"));
         }
         let type_name = text(p.type_name, "port type")?;
+        let port_type = PortType::parse(&type_name).map_err(|e| format!("{what} {name:?}: {e}"))?;
+        let stream = streams && p.flags & SG_PORT_STREAM != 0;
+        if stream && !(port_type.is_tensor() || port_type == PortType::Any) {
+            return Err(format!(
+                "{what} {name:?}: a stream port carries chunks of a tensor, but its type is {port_type}"
+            ));
+        }
         out.push(PortInfo {
-            port_type: PortType::parse(&type_name).map_err(|e| format!("{what} {name:?}: {e}"))?,
+            port_type,
             name,
             doc: text(p.doc, "port doc")?,
             optional: p.flags & SG_PORT_OPTIONAL != 0,
+            stream,
         });
     }
     Ok(out)
@@ -561,12 +586,18 @@ unsafe fn node_info(
             name,
         });
     }
+    let streams = plugin.abi_minor >= 1;
+    let inputs = ports(d.inputs, d.input_count, "input", streams)?;
+    let outputs = ports(d.outputs, d.output_count, "output", streams)?;
+    if outputs.iter().filter(|p| p.stream).count() > 1 {
+        return Err("a node may have one stream output only".into());
+    }
     Ok(NodeTypeInfo {
         display_name: text(d.display_name, "display name")?,
         category: text(d.category, "category")?,
         doc: text(d.doc, "doc")?,
-        inputs: ports(d.inputs, d.input_count, "input")?,
-        outputs: ports(d.outputs, d.output_count, "output")?,
+        inputs,
+        outputs,
         params,
         deterministic: d.flags & SG_NODE_NONDETERMINISTIC == 0,
         side_effect: d.flags & SG_NODE_SIDE_EFFECT != 0,

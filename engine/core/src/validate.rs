@@ -2,6 +2,7 @@
 
 use crate::graph::{Graph, ParamValue, PortRef};
 use crate::plugin::{NodeTypeInfo, ParamKind, PluginHost};
+use crate::stream::{StreamNode, StreamProblem};
 use crate::types::PortType;
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
@@ -85,6 +86,20 @@ pub enum ValidationError {
         value: String,
         choices: Vec<String>,
     },
+    #[error("node {node:?} is fed by two streams, from {first:?} and from {second:?}: a node can run inside one stream only")]
+    TwoStreams {
+        node: String,
+        first: String,
+        second: String,
+    },
+    #[error("node {node:?} starts a stream inside the stream of {outer:?}: streams cannot be nested (give it its input from outside that stream)")]
+    NestedStream { node: String, outer: String },
+    #[error("node {node:?} runs once per chunk of the stream of {producer:?} but also needs the output of {consumer:?}, which is complete only when that stream has ended")]
+    StreamAfterEnd {
+        node: String,
+        producer: String,
+        consumer: String,
+    },
 }
 
 fn suggest(s: &Option<String>) -> String {
@@ -113,7 +128,10 @@ impl ValidationError {
             | UnknownParam { node, .. }
             | ParamType { node, .. }
             | ParamRange { node, .. }
-            | ParamChoice { node, .. } => Some(node),
+            | ParamChoice { node, .. }
+            | TwoStreams { node, .. }
+            | NestedStream { node, .. }
+            | StreamAfterEnd { node, .. } => Some(node),
             Cycle { nodes } => nodes.first().map(String::as_str),
         }
     }
@@ -307,8 +325,10 @@ pub fn validate(graph: &Graph, host: &PluginHost) -> Vec<ValidationError> {
         }
     }
 
+    let mut cyclic = false;
     for scc in petgraph::algo::tarjan_scc(&dag) {
         let is_cycle = scc.len() > 1 || dag.contains_edge(scc[0], scc[0]);
+        cyclic |= is_cycle;
         if is_cycle {
             // Order the nodes along the cycle for a readable message.
             let mut nodes: Vec<String> = scc.iter().rev().map(|&i| dag[i].to_owned()).collect();
@@ -323,7 +343,71 @@ pub fn validate(graph: &Graph, host: &PluginHost) -> Vec<ValidationError> {
             errors.push(ValidationError::Cycle { nodes });
         }
     }
+    if !cyclic {
+        errors.extend(stream_problems(graph, host));
+    }
     errors
+}
+
+/// The stream shapes that cannot run (see [`crate::stream`]), each naming its nodes.
+fn stream_problems(graph: &Graph, host: &PluginHost) -> Vec<ValidationError> {
+    let index: HashMap<&str, usize> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.id.as_str(), i))
+        .collect();
+    let nodes: Vec<StreamNode> = graph
+        .nodes
+        .iter()
+        .map(|n| {
+            let Some(info) = host.node_type(&n.node_type) else {
+                return StreamNode::default();
+            };
+            let sources = n
+                .inputs
+                .iter()
+                .filter_map(|(port, src)| {
+                    let p = info.input(port)?;
+                    let r = PortRef::parse(src)?;
+                    Some((*index.get(r.node.as_str())?, p.stream))
+                })
+                .collect();
+            StreamNode {
+                sources,
+                producer: info.stream_output().is_some(),
+            }
+        })
+        .collect();
+    let id = |i: usize| graph.nodes[i].id.clone();
+    crate::stream::analyse(&nodes)
+        .1
+        .into_iter()
+        .map(|p| match p {
+            StreamProblem::TwoStreams {
+                node,
+                first,
+                second,
+            } => ValidationError::TwoStreams {
+                node: id(node),
+                first: id(first),
+                second: id(second),
+            },
+            StreamProblem::Nested { node, outer } => ValidationError::NestedStream {
+                node: id(node),
+                outer: id(outer),
+            },
+            StreamProblem::AfterEnd {
+                node,
+                producer,
+                consumer,
+            } => ValidationError::StreamAfterEnd {
+                node: id(node),
+                producer: id(producer),
+                consumer: id(consumer),
+            },
+        })
+        .collect()
 }
 
 /// Checks one connection; returns the parsed source when it resolves.

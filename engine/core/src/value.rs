@@ -1,6 +1,7 @@
 //! Values that flow along edges, as the host owns them.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use stylegraph_abi::ffi::*;
 
@@ -16,6 +17,52 @@ pub struct HostTensor {
     shape: Box<[i64]>,
     blocks: Vec<Block>,
     len_bytes: usize,
+    /// The meter this tensor's bytes are counted on while it lives (tensors nodes allocate).
+    meter: Option<Arc<TensorMeter>>,
+}
+
+/// Counts the bytes of live host tensors that nodes allocated: the memory a run holds in values
+/// on edges, in the cache and in reports (a [`crate::exec::Session`] keeps one).
+#[derive(Debug, Default)]
+pub struct TensorMeter {
+    live: AtomicUsize,
+    peak: AtomicUsize,
+    allocated: AtomicU64,
+}
+
+/// A reading of a [`TensorMeter`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TensorMemory {
+    /// Bytes of tensors alive now.
+    pub live_bytes: usize,
+    /// The most bytes alive at once since the meter was made or its peak reset.
+    pub peak_bytes: usize,
+    /// Bytes allocated in all, ever.
+    pub allocated_bytes: u64,
+}
+
+impl TensorMeter {
+    fn add(&self, bytes: usize) {
+        let now = self.live.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        self.allocated.fetch_add(bytes as u64, Ordering::SeqCst);
+    }
+    fn sub(&self, bytes: usize) {
+        self.live.fetch_sub(bytes, Ordering::SeqCst);
+    }
+    /// The current reading.
+    pub fn read(&self) -> TensorMemory {
+        TensorMemory {
+            live_bytes: self.live.load(Ordering::SeqCst),
+            peak_bytes: self.peak.load(Ordering::SeqCst),
+            allocated_bytes: self.allocated.load(Ordering::SeqCst),
+        }
+    }
+    /// Starts a new peak from what is alive now.
+    pub fn reset_peak(&self) {
+        self.peak
+            .store(self.live.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
 }
 
 /// Errors making a tensor.
@@ -78,7 +125,16 @@ impl HostTensor {
             shape: shape.into(),
             blocks: vec![Block([0; 64]); len_bytes.div_ceil(64)],
             len_bytes,
+            meter: None,
         })
+    }
+
+    /// Counts this tensor's bytes on `meter` until it is dropped.
+    pub(crate) fn attach_meter(&mut self, meter: &Arc<TensorMeter>) {
+        if self.meter.is_none() {
+            meter.add(self.len_bytes);
+            self.meter = Some(meter.clone());
+        }
     }
 
     /// An f32 tensor holding `data`.
@@ -192,6 +248,14 @@ impl HostTensor {
             shape: self.shape.as_ptr(),
             strides: std::ptr::null(),
             byte_offset: 0,
+        }
+    }
+}
+
+impl Drop for HostTensor {
+    fn drop(&mut self) {
+        if let Some(m) = &self.meter {
+            m.sub(self.len_bytes);
         }
     }
 }

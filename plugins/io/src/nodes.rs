@@ -71,7 +71,12 @@ fn number_label(v: f64) -> String {
 
 /// `io.save_image`: PNG / JPEG / WebP files from an image batch.
 #[derive(Default)]
-pub struct SaveImage;
+pub struct SaveImage {
+    /// Inside a stream: images written by the earlier chunks of the sequence, and the last
+    /// file name (so `{index}` and `{frame}` count through the whole sequence).
+    seen: usize,
+    last_path: Option<PathBuf>,
+}
 
 impl Node for SaveImage {
     fn spec() -> NodeSpec {
@@ -85,7 +90,10 @@ impl Node for SaveImage {
                  The path is a template: `{seed}`, `{index}` (position in the batch) and \
                  `{frame}` (`first_frame + index`), with optional zero padding as in \
                  `out/seed{seed:04}.png`. `{seed}` needs the `seeds` input (e.g. from \
-                 `latent.seeds`). Files are written atomically; folders are created.",
+                 `latent.seeds`). Inside a stream (frames from a streamed \
+                 `latent.interpolate`), `{index}` and `{frame}` count through the whole \
+                 sequence, and `paths` lists the last chunk's files. Files are written \
+                 atomically; folders are created.",
             )
             .side_effect()
             .input(
@@ -95,7 +103,11 @@ impl Node for SaveImage {
             )
             .optional_input("seeds", "Tensor", "[N] seeds for `{seed}`")
             .output("paths", "string", "the files written, one per line")
-            .output("count", "int", "number of files written")
+            .output(
+                "count",
+                "int",
+                "number of files written (in a stream: by the whole sequence)",
+            )
             .param(
                 ParamSpec::output_path("path", "out/image{index:04}.png").doc("file name template"),
             )
@@ -111,7 +123,7 @@ impl Node for SaveImage {
             )
     }
     fn create() -> Result<Self, NodeError> {
-        Ok(SaveImage)
+        Ok(SaveImage::default())
     }
     fn execute(&mut self, ctx: &mut Context<'_>) -> NodeResult {
         let px = input_pixels(ctx, "image")?;
@@ -119,6 +131,12 @@ impl Node for SaveImage {
         if n == 0 {
             node_bail!("input \"image\" holds no images");
         }
+        // In a stream, positions continue from the earlier chunks of the sequence.
+        if ctx.chunk().is_none_or(|c| c.index == 0) {
+            self.seen = 0;
+            self.last_path = None;
+        }
+        let base = self.seen;
         let template = ctx.param_str("path")?;
         let seeds = input_numbers(ctx, "seeds", n)?;
         let quality = ctx.param_i64("quality")?.clamp(1, 100) as u8;
@@ -127,16 +145,27 @@ impl Node for SaveImage {
         for i in 0..n {
             let vars = NameVars {
                 seed: seeds.as_ref().map(|s| s[i] as i64),
-                index: i,
-                frame: first + i,
+                index: base + i,
+                frame: first + base + i,
             };
             let p = files::fill_template(&template, &vars).map_err(at("param \"path\""))?;
-            if let Some(j) = paths
+            let earlier = paths
                 .iter()
                 .position(|q: &PathBuf| q.as_os_str() == p.as_str())
-            {
+                .map(|j| base + j)
+                .or_else(|| {
+                    // Across chunks: a template without a position repeats at once.
+                    (i == 0
+                        && self
+                            .last_path
+                            .as_ref()
+                            .is_some_and(|q| q.as_os_str() == p.as_str()))
+                    .then(|| base - 1)
+                });
+            if let Some(j) = earlier {
                 node_bail!(
-                    "param \"path\": images {j} and {i} would both be written to {p:?}; add {{index}} or {{seed}} to the template"
+                    "param \"path\": images {j} and {} would both be written to {p:?}; add {{index}} or {{seed}} to the template",
+                    base + i
                 );
             }
             paths.push(PathBuf::from(p));
@@ -157,12 +186,14 @@ impl Node for SaveImage {
             files::write_atomic(path, &bytes).map_err(node_err)?;
             ctx.progress((i + 1) as f64 / n as f64, &path.to_string_lossy());
         }
+        self.seen = base + n;
+        self.last_path = paths.last().cloned();
         let list: Vec<String> = paths
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect();
         ctx.set_output_str("paths", &list.join("\n"))?;
-        ctx.set_output_i64("count", n as i64)
+        ctx.set_output_i64("count", self.seen as i64)
     }
 }
 
@@ -412,8 +443,14 @@ impl Node for Preview {
 }
 
 /// `io.save_video`: MP4 (H.264) / GIF / APNG from frames.
+///
+/// A stream consumer: the frames arrive a chunk at a time (from a streamed
+/// `latent.interpolate`, through synthesis), and the video being written lives in the instance
+/// between chunks. A whole batch is simply one chunk.
 #[derive(Default)]
-pub struct SaveVideo;
+pub struct SaveVideo {
+    video: Option<VideoRun>,
+}
 
 impl Node for SaveVideo {
     fn spec() -> NodeSpec {
@@ -421,23 +458,27 @@ impl Node for SaveVideo {
             .category(CAT)
             .doc(
                 "Encodes frames into a video: MP4 (H.264), GIF or APNG, by extension or `format`. \
-                 Frames come from the `frames` input (a batch, frame by frame) or, for videos \
-                 too long to hold in memory, from the image files of `frames_dir` in name order \
-                 (e.g. written by `io.save_image` with `{frame:06}` over several runs). With \
+                 Frames come from the `frames` input, frame by frame, or from the image files of \
+                 `frames_dir` in name order. The input is a **stream**: fed by a streamed \
+                 `latent.interpolate` (through synthesis), frames arrive a chunk at a time and \
+                 are encoded as they come, so a video of any length needs the memory of one \
+                 chunk; an ordinary batch is encoded the same way in one go. With \
                  `grid_cols` x `grid_rows` > 1, each video frame tiles that many consecutive \
                  images like the official `gen_video.py` grid.\n\n\
                  MP4 uses the built-in OpenH264 encoder (the same file on every machine), or a \
                  system ffmpeg/libx264 with `encoder = ffmpeg` (`auto`: ffmpeg when present). \
                  Quality: a bit rate (`bitrate_kbps`, official 12000), or `quality` 1-100 for \
                  constant quality. Frames are converted and encoded one at a time (memory does \
-                 not grow with the frame count); progress is reported and cancelling removes \
-                 the partial file. Frame sizes must be even for MP4; GIFs play at most at 50 fps.",
+                 not grow with the frame count); progress is reported, and cancelling (or a \
+                 failure anywhere in the stream) removes the partial file. Frame sizes must be \
+                 even for MP4; GIFs play at most at 50 fps. APNG needs the frame count up front: \
+                 a stream must say its length.",
             )
             .side_effect()
-            .optional_input(
+            .optional_stream_input(
                 "frames",
                 "Image",
-                "[N, C, H, W] float or uint8 [N, H, W, C], frame-major",
+                "[N, C, H, W] float or uint8 [N, H, W, C], frame-major (a stream or a batch)",
             )
             .output("path", "path", "the video written")
             .output("frames", "int", "number of video frames")
@@ -486,9 +527,117 @@ impl Node for SaveVideo {
             )
     }
     fn create() -> Result<Self, NodeError> {
-        Ok(SaveVideo)
+        Ok(SaveVideo::default())
     }
     fn execute(&mut self, ctx: &mut Context<'_>) -> NodeResult {
+        // Not streamed (an older host): the whole input is one chunk.
+        let chunk = ctx.chunk().unwrap_or(ChunkInfo {
+            index: 0,
+            offset: 0,
+            total: None,
+            last: true,
+            abort: false,
+        });
+        if chunk.abort {
+            // Dropping an unfinished writer removes its temporary file.
+            self.video = None;
+            return Ok(());
+        }
+        let result = self.step(ctx, chunk);
+        if result.is_err() {
+            self.video = None;
+        }
+        result
+    }
+}
+
+impl SaveVideo {
+    /// Handles one call: a chunk of a stream, a whole batch, or a folder of frames.
+    fn step(&mut self, ctx: &mut Context<'_>, chunk: ChunkInfo) -> NodeResult {
+        let frames_dir = ctx.param_str("frames_dir")?;
+        match (ctx.has_input("frames"), frames_dir.trim().is_empty()) {
+            (true, false) => node_bail!(
+                "give frames either through input \"frames\" or param \"frames_dir\", not both"
+            ),
+            (false, true) => {
+                node_bail!("no frames: connect input \"frames\" or set param \"frames_dir\"")
+            }
+            (false, false) => {
+                let files = list_frames(Path::new(&frames_dir)).map_err(node_err)?;
+                let mut video = VideoRun::start(ctx, Some(files.len()), None)?;
+                for (i, file) in files.iter().enumerate() {
+                    ctx.check_cancelled()?;
+                    let (h, w) = load_frame_file(file, video.next_cell()).map_err(node_err)?;
+                    video.commit_cell(h, w)?;
+                    video.progress(ctx, i + 1, files.len());
+                }
+                return video.finish(ctx);
+            }
+            (true, true) => {}
+        }
+        let px = input_pixels(ctx, "frames")?;
+        let n = px.n();
+        if chunk.index == 0 {
+            // A whole batch is counted exactly and checked before anything is written. A
+            // stream's length is the producer's item count: normally the images that reach
+            // this node, but a node in between could change it, so it is only a hint (for
+            // progress and the APNG header) and the count is checked as the stream ends.
+            let (exact, hint) = if chunk.last {
+                (Some(n), None)
+            } else {
+                (None, chunk.total.and_then(|t| usize::try_from(t).ok()))
+            };
+            self.video = Some(VideoRun::start(ctx, exact, hint)?);
+        }
+        let Some(video) = self.video.as_mut() else {
+            node_bail!(
+                "chunk {} of the frames arrived, but the video was not started (no chunk 0)",
+                chunk.index
+            );
+        };
+        for i in 0..n {
+            ctx.check_cancelled()?;
+            px.item_rgb8(i, video.next_cell());
+            video.commit_cell(px.height(), px.width())?;
+            video.progress(ctx, i + 1, n);
+        }
+        if !chunk.last {
+            return Ok(());
+        }
+        match self.video.take() {
+            Some(video) => video.finish(ctx),
+            None => node_bail!("the video was not started"),
+        }
+    }
+}
+
+/// A video being written, over one call or many chunks of a stream.
+struct VideoRun {
+    path: PathBuf,
+    opts: VideoOptions,
+    cols: usize,
+    rows: usize,
+    writer: Option<VideoWriter>,
+    /// Height and width of every image (fixed by the first).
+    cell: Option<(usize, usize)>,
+    /// The images of the frame being assembled; `filled` of them are set.
+    cell_imgs: Vec<Vec<u8>>,
+    filled: usize,
+    images: usize,
+    frames: usize,
+    /// Video frames in all, when known (a batch, a folder, a stream that said its length).
+    expected_frames: Option<usize>,
+    tiled: Vec<u8>,
+}
+
+impl VideoRun {
+    /// Reads the params. `exact`: how many images will come, when known for sure; `hint`: what
+    /// a stream announced.
+    fn start(
+        ctx: &Context<'_>,
+        exact: Option<usize>,
+        hint: Option<usize>,
+    ) -> Result<VideoRun, NodeError> {
         let path = PathBuf::from(ctx.param_str("path")?);
         if path.as_os_str().is_empty() {
             node_bail!("param \"path\": no file given");
@@ -500,27 +649,32 @@ impl Node for SaveVideo {
         let cols = non_negative(ctx, "grid_cols")?.max(1);
         let rows = non_negative(ctx, "grid_rows")?.max(1);
         let cells = cols * rows;
-        let frames_dir = ctx.param_str("frames_dir")?;
-        let source = match (ctx.has_input("frames"), frames_dir.trim().is_empty()) {
-            (true, true) => Source::Batch(input_pixels(ctx, "frames")?),
-            (false, false) => Source::Dir(list_frames(Path::new(&frames_dir)).map_err(node_err)?),
-            (true, false) => node_bail!(
-                "give frames either through input \"frames\" or param \"frames_dir\", not both"
-            ),
-            (false, true) => {
-                node_bail!("no frames: connect input \"frames\" or set param \"frames_dir\"")
+        if let Some(n) = exact {
+            if n == 0 {
+                node_bail!("zero frames: there is nothing to encode");
             }
-        };
-        let images = source.len();
-        if images == 0 {
-            node_bail!("zero frames: there is nothing to encode");
+            if !n.is_multiple_of(cells) {
+                node_bail!(
+                    "{n} images cannot fill whole frames of {cols} x {rows} = {cells} images"
+                );
+            }
         }
-        if !images.is_multiple_of(cells) {
-            node_bail!(
-                "{images} images cannot fill whole frames of {cols} x {rows} = {cells} images"
-            );
+        let expected_frames = exact
+            .or(hint)
+            .filter(|n| n.is_multiple_of(cells))
+            .map(|n| n / cells);
+        if format == VideoFormat::Apng && expected_frames.is_none() {
+            match hint {
+                Some(n) => node_bail!(
+                    "APNG needs the frame count before the first frame, and the stream's {n} \
+                     images cannot fill whole frames of {cols} x {rows} = {cells} images"
+                ),
+                None => node_bail!(
+                    "APNG needs the frame count before the first frame, and this stream did \
+                     not say how long it is; write MP4 or GIF instead"
+                ),
+            }
         }
-        let frames = images / cells;
         let quality = ctx.param_i64("quality")?;
         let opts = VideoOptions {
             format,
@@ -529,80 +683,125 @@ impl Node for SaveVideo {
             bitrate_kbps: ctx.param_i64("bitrate_kbps")?.clamp(1, u32::MAX as i64) as u32,
             quality: (quality > 0).then(|| quality.clamp(1, 100) as u8),
             loop_count: ctx.param_i64("loop_count")?.clamp(0, 65535) as u16,
-            frame_count: frames,
+            frame_count: expected_frames.unwrap_or(0),
         };
-        // The first image fixes the cell size; every other must match.
-        let mut cell_imgs: Vec<Vec<u8>> = vec![Vec::new(); cells];
-        let (h, w) = source.load(0, &mut cell_imgs[0]).map_err(node_err)?;
-        files::ensure_parent(&path).map_err(node_err)?;
-        let mut writer = VideoWriter::create(&path, cols * w, rows * h, &opts).map_err(node_err)?;
-        tracing::debug!(path = %path.display(), frames, encoder = writer.encoder_name, "encoding video");
-        let mut frame = Vec::new();
-        for f in 0..frames {
-            ctx.check_cancelled()?;
-            for (k, img) in cell_imgs.iter_mut().enumerate() {
-                let i = f * cells + k;
-                if i == 0 {
-                    continue; // already loaded
-                }
-                let (ih, iw) = source.load(i, img).map_err(node_err)?;
-                if (ih, iw) != (h, w) {
-                    node_bail!("image {i} is {iw}x{ih} but the first is {w}x{h}: all frames must have one size");
-                }
+        Ok(VideoRun {
+            path,
+            opts,
+            cols,
+            rows,
+            writer: None,
+            cell: None,
+            cell_imgs: vec![Vec::new(); cells],
+            filled: 0,
+            images: 0,
+            frames: 0,
+            expected_frames,
+            tiled: Vec::new(),
+        })
+    }
+
+    /// The buffer for the next image (RGB, height x width x 3).
+    fn next_cell(&mut self) -> &mut Vec<u8> {
+        &mut self.cell_imgs[self.filled]
+    }
+
+    /// Takes the image just put in [`VideoRun::next_cell`]; writes a frame once it is complete.
+    fn commit_cell(&mut self, h: usize, w: usize) -> NodeResult {
+        let index = self.images;
+        match self.cell {
+            None => {
+                // The first image fixes the frame size.
+                files::ensure_parent(&self.path).map_err(node_err)?;
+                let writer =
+                    VideoWriter::create(&self.path, self.cols * w, self.rows * h, &self.opts)
+                        .map_err(node_err)?;
+                tracing::debug!(path = %self.path.display(), encoder = writer.encoder_name,
+                    "encoding video");
+                self.writer = Some(writer);
+                self.cell = Some((h, w));
             }
-            if cells == 1 {
-                writer.push(&cell_imgs[0]).map_err(node_err)?;
-            } else {
-                grid::tile_rgb8(&cell_imgs, cols, rows, h, w, &mut frame);
-                writer.push(&frame).map_err(node_err)?;
-            }
-            ctx.progress(
-                (f + 1) as f64 / frames as f64,
-                &format!("frame {} of {frames}", f + 1),
+            Some((ch, cw)) if (ch, cw) != (h, w) => node_bail!(
+                "image {index} is {w}x{h} but the first is {cw}x{ch}: all frames must have one size"
+            ),
+            Some(_) => {}
+        }
+        self.images += 1;
+        self.filled += 1;
+        if self.filled < self.cell_imgs.len() {
+            return Ok(());
+        }
+        self.filled = 0;
+        let writer = self
+            .writer
+            .as_mut()
+            .ok_or_else(|| NodeError::new("the video writer is missing"))?;
+        if self.cell_imgs.len() == 1 {
+            writer.push(&self.cell_imgs[0]).map_err(node_err)?;
+        } else {
+            grid::tile_rgb8(&self.cell_imgs, self.cols, self.rows, h, w, &mut self.tiled);
+            writer.push(&self.tiled).map_err(node_err)?;
+        }
+        self.frames += 1;
+        Ok(())
+    }
+
+    /// Reports progress within this call: `done` of `n` images.
+    fn progress(&self, ctx: &Context<'_>, done: usize, n: usize) {
+        if self.filled != 0 {
+            return;
+        }
+        let message = match self.expected_frames {
+            Some(all) => format!("frame {} of {all}", self.frames),
+            None => format!("frame {}", self.frames),
+        };
+        ctx.progress(done as f64 / n.max(1) as f64, &message);
+    }
+
+    /// Completes the file and sets the outputs.
+    fn finish(self, ctx: &mut Context<'_>) -> NodeResult {
+        let cells = self.cell_imgs.len();
+        if self.images == 0 {
+            node_bail!("zero frames: there is nothing to encode");
+        }
+        if self.filled != 0 {
+            node_bail!(
+                "{} images cannot fill whole frames of {} x {} = {cells} images",
+                self.images,
+                self.cols,
+                self.rows
             );
         }
+        if let Some(all) = self.expected_frames {
+            if self.opts.format == VideoFormat::Apng && all != self.frames {
+                node_bail!(
+                    "the stream said {all} frames but gave {}: the APNG header would be wrong",
+                    self.frames
+                );
+            }
+        }
+        let writer = self
+            .writer
+            .ok_or_else(|| NodeError::new("the video writer is missing"))?;
         writer.finish().map_err(node_err)?;
-        ctx.set_output_str("path", &path.to_string_lossy())?;
-        ctx.set_output_i64("frames", frames as i64)
+        ctx.set_output_str("path", &self.path.to_string_lossy())?;
+        ctx.set_output_i64("frames", self.frames as i64)
     }
 }
 
-/// Where the frames of a video come from.
-enum Source<'a> {
-    Batch(Pixels<'a>),
-    Dir(Vec<PathBuf>),
-}
-
-impl Source<'_> {
-    fn len(&self) -> usize {
-        match self {
-            Source::Batch(p) => p.n(),
-            Source::Dir(files) => files.len(),
-        }
-    }
-    /// Image `i` as RGB into `out`; returns its `(height, width)`.
-    fn load(&self, i: usize, out: &mut Vec<u8>) -> Result<(usize, usize), IoError> {
-        match self {
-            Source::Batch(p) => {
-                p.item_rgb8(i, out);
-                Ok((p.height(), p.width()))
-            }
-            Source::Dir(list) => {
-                let path = &list[i];
-                let opts = LoadOptions {
-                    crop: None,
-                    center_square: false,
-                    width: 0,
-                    height: 0,
-                    fit: Fit::Stretch,
-                    filter: image::imageops::FilterType::Nearest,
-                };
-                let (rgb, w, h) = files::load_image(path, &opts)?;
-                *out = rgb;
-                Ok((h as usize, w as usize))
-            }
-        }
-    }
+/// An image file of a frames folder as RGB into `out`; returns its `(height, width)`.
+fn load_frame_file(path: &Path, out: &mut Vec<u8>) -> Result<(usize, usize), IoError> {
+    let opts = LoadOptions {
+        crop: None,
+        center_square: false,
+        width: 0,
+        height: 0,
+        fit: Fit::Stretch,
+        filter: image::imageops::FilterType::Nearest,
+    };
+    let (rgb, w, h) = files::load_image(path, &opts)?;
+    *out = rgb;
+    Ok((h as usize, w as usize))
 }
 
 /// The image files of a folder (png, jpg, jpeg, webp), sorted by name.

@@ -105,7 +105,7 @@ pub struct VideoOptions {
 }
 
 /// A sink for RGB frames.
-trait FrameSink {
+trait FrameSink: Send {
     fn push(&mut self, rgb: &[u8]) -> Result<()>;
     fn finish(self: Box<Self>) -> Result<()>;
 }
@@ -224,7 +224,7 @@ impl VideoWriter {
         self.frames
     }
 
-    /// Completes the file and moves it into place.
+    /// Completes the file and moves it into place. On failure the partial file is removed.
     pub fn finish(mut self) -> Result<()> {
         if self.frames == 0 {
             return invalid("a video needs at least one frame");
@@ -233,10 +233,17 @@ impl VideoWriter {
             .sink
             .take()
             .ok_or_else(|| IoError::Invalid("the video is already finished".into()))?;
-        sink.finish()
-            .map_err(|e| retarget(e, &self.tmp, &self.target))?;
-        std::fs::rename(&self.tmp, &self.target).map_err(file_err(&self.target))?;
-        Ok(())
+        // Once the sink is taken, Drop no longer cleans up: a failed close or rename must.
+        let done = sink
+            .finish()
+            .map_err(|e| retarget(e, &self.tmp, &self.target))
+            .and_then(|()| {
+                std::fs::rename(&self.tmp, &self.target).map_err(file_err(&self.target))
+            });
+        if done.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        done
     }
 }
 

@@ -287,3 +287,37 @@ fn save_image_refuses_colliding_names_and_unwritable_paths() {
     ));
     assert!(r.failed[0].1.contains("no seeds"), "{:?}", r.failed);
 }
+
+#[test]
+fn save_video_takes_an_ordinary_batch_as_one_chunk() {
+    // The frames input is a stream input; an ordinary (non-streamed) value is one chunk that is
+    // also the last, so a plain batch still makes a whole video.
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("one.png");
+    let px = write_png(&src, 32, 16, 7);
+    for (port, name) in [("image", "a.png"), ("rgb", "b.png")] {
+        let out = dir.path().join(name);
+        let r = run(&format!(
+            r#"(version: 1, nodes: [
+                (id: "load", type: "io.load_image", params: {{"path": "{}"}}),
+                (id: "v", type: "io.save_video", params: {{"path": "{}", "fps": 10.0}},
+                    inputs: {{"frames": "load.{port}"}}),
+            ])"#,
+            ron_path(&src),
+            ron_path(&out)
+        ));
+        assert_eq!(r.status, RunStatus::Finished, "{:?}", r.failed);
+        assert!(matches!(r.output("v", "frames"), Some(Value::Int(1))));
+        // APNG is lossless: the one frame is the source image.
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&out).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        assert_eq!(
+            reader.info().animation_control().map(|a| a.num_frames),
+            Some(1)
+        );
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!(&buf[..info.buffer_size()], &px[..], "{port}");
+    }
+}

@@ -244,6 +244,30 @@ fn an_abandoned_video_leaves_no_file() {
 }
 
 #[test]
+fn a_video_that_cannot_be_moved_into_place_leaves_no_temporary_file() {
+    // The target is a folder: every frame encodes, but the final rename fails. The error names
+    // the target and the finished temporary file is removed too.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, format) in [
+        ("x.mp4", VideoFormat::Mp4),
+        ("x.gif", VideoFormat::Gif),
+        ("x.png", VideoFormat::Apng),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("keep"), b"x").unwrap();
+        let mut writer = VideoWriter::create(&path, 16, 16, &options(format, 2)).unwrap();
+        for f in 0..2 {
+            writer.push(&frame(f, 16, 16)).unwrap();
+        }
+        let e = writer.finish().unwrap_err().to_string();
+        assert!(e.contains(name), "{e}");
+        assert!(path.join("keep").exists(), "{name}");
+    }
+    no_temp_files(dir.path());
+}
+
+#[test]
 fn format_choice_by_extension() {
     assert_eq!(
         VideoFormat::parse("auto", Path::new("a.MP4")).unwrap(),

@@ -198,7 +198,7 @@ pub fn interpolate(
         .ok_or_else(|| {
             LatentError::Invalid(format!(
                 "{frames} frames x {g} groups x {len} values is too large for one batch; \
-                 use start_frame/frame_count to make chunks"
+                 use a smaller chunk_frames"
             ))
         })?;
     let mut data = vec![0.0f32; out_len];

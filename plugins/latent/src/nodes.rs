@@ -549,21 +549,26 @@ impl Node for Interpolate {
                  does: the input holds `groups * K` latents, group by group (the official seed \
                  order), and the output is frame by frame with each frame's `groups` latents \
                  together — the order `io.save_video` tiles into a grid.\n\n\
-                 `start_frame` and `frame_count` produce a slice of the sequence, so a long \
-                 video can be made in chunks with bounded memory.",
+                 The frames are a **stream**: they come out `chunk_frames` frames at a time, and \
+                 the nodes downstream (synthesis, ...) run once per chunk up to a stream \
+                 consumer such as `io.save_video`, so a video of any length needs the memory of \
+                 one chunk. `chunk_frames = 0` makes the whole sequence one chunk (for nodes that \
+                 need every frame at once, like a contact-sheet `io.grid`). `start_frame` and \
+                 `frame_count` restrict the sequence to a slice of the walk.",
             )
             .input(
                 "keyframes",
                 "Tensor",
                 "[groups * K, ...] latents (Z, W or W+)",
             )
-            .output(
+            .stream_output(
                 "frames",
                 "Tensor",
-                "[frames * groups, ...] latents, frame-major",
+                "[frames * groups, ...] latents, frame-major; a stream of `chunk_frames` frames \
+                 per chunk",
             )
-            .output("count", "int", "frames in this output (per group)")
-            .output("total", "int", "frames in the whole sequence (per group)")
+            .output("count", "int", "frames in this chunk (per group)")
+            .output("total", "int", "frames in the whole walk (per group)")
             .param(
                 ParamSpec::enumeration("mode", "cubic", &["linear", "slerp", "cubic"])
                     .doc("curve between keyframes"),
@@ -596,6 +601,11 @@ impl Node for Interpolate {
                     .min(-1.0)
                     .doc("frames to output; -1 = to the end"),
             )
+            .param(
+                ParamSpec::int("chunk_frames", 16)
+                    .range(0.0, 1_000_000.0)
+                    .doc("frames per chunk of the stream (0: all in one chunk)"),
+            )
     }
     fn create() -> Result<Self, NodeError> {
         Ok(Interpolate)
@@ -612,10 +622,38 @@ impl Node for Interpolate {
         let start = non_negative(ctx, "start_frame")?;
         let count = ctx.param_i64("frame_count")?;
         let count = (count >= 0).then_some(count as usize);
+        let total = spec.frame_count(keys.n / spec.groups.max(1));
+        // The frames this node outputs in all: the slice [start, start + count) of the walk.
+        let wanted = count.map_or(total.saturating_sub(start), |c| {
+            c.min(total.saturating_sub(start))
+        });
+        let (first, n) = match ctx.chunk() {
+            Some(chunk) => {
+                let per = match non_negative(ctx, "chunk_frames")? {
+                    0 => wanted.max(1),
+                    c => c,
+                };
+                let done = usize::try_from(chunk.index)
+                    .ok()
+                    .and_then(|i| i.checked_mul(per))
+                    .filter(|&d| d < wanted || (d == 0 && wanted == 0))
+                    .ok_or_else(|| {
+                        NodeError::invalid(format!(
+                            "chunk {} is past the end of the {wanted} frames",
+                            chunk.index
+                        ))
+                    })?;
+                let n = per.min(wanted - done);
+                ctx.set_stream_total((wanted * spec.groups) as u64);
+                ctx.set_stream_more(done + n < wanted);
+                (start + done, n)
+            }
+            // A host without streams: the whole slice at once.
+            None => (start, wanted),
+        };
         ctx.check_cancelled()?;
         let out =
-            interp::interpolate(&keys, &spec, start, count).map_err(at("latent.interpolate"))?;
-        let total = spec.frame_count(keys.n / spec.groups.max(1));
+            interp::interpolate(&keys, &spec, first, Some(n)).map_err(at("latent.interpolate"))?;
         output_latents(ctx, "frames", &out)?;
         ctx.set_output_i64("count", (out.n / spec.groups.max(1)) as i64)?;
         ctx.set_output_i64("total", total as i64)

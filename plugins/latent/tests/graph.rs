@@ -224,6 +224,27 @@ fn style_mix_and_interpolation_graph() {
     let (shape, frames) = tensor(&r, "walk", "frames");
     assert_eq!(shape, vec![9, 16, 512]);
     assert_eq!(&frames[4 * item..5 * item], &mix[item..2 * item]);
+
+    // The same walk streamed 4 frames at a time: chunks of 4, 4 and 1 frames; the report holds
+    // the last chunk, which is the walk's last frame.
+    let streamed = run_ok(&format!(
+        r#"(version: 1, nodes: [
+            (id: "a", type: "latent.w_from_file", params: {{"path": "{}"}}),
+            (id: "b", type: "latent.w_from_file", params: {{"path": "{}"}}),
+            (id: "mix", type: "latent.style_mix", params: {{"layout": "official_grid", "layers": "0-6"}},
+                inputs: {{"row": "a.ws", "col": "b.ws"}}),
+            (id: "walk", type: "latent.interpolate",
+                params: {{"mode": "linear", "loop": false, "frames_per_keyframe": 4, "chunk_frames": 4}},
+                inputs: {{"keyframes": "mix.ws"}}),
+        ])"#,
+        ron_path(&cases.join("seed0000_psi1_ws.npy")),
+        ron_path(&cases.join("seed0001_psi1_ws.npy")),
+    ));
+    assert_eq!(int(&streamed, "walk", "total"), 9);
+    assert_eq!(int(&streamed, "walk", "count"), 1);
+    let (shape, last) = tensor(&streamed, "walk", "frames");
+    assert_eq!(shape, vec![1, 16, 512]);
+    assert_eq!(&last[..], &frames[8 * item..]);
 }
 
 #[test]

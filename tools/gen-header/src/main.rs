@@ -2,8 +2,9 @@
 //! `cargo run -p stylegraph-gen-header` (writes `engine/abi/include/stylegraph_plugin.h`).
 //!
 //! Not part of the default build: the header is committed, and the test
-//! `engine/abi/tests/c_layout.rs` compiles it with a C compiler and checks every struct's size and
-//! field offsets against the Rust definitions, so a stale header fails CI.
+//! `c_sees_the_same_struct_layout_as_rust` in `tests/tests/plugins.rs` compiles it with a C
+//! compiler and checks every struct's size and field offsets against the Rust definitions, so a
+//! stale header fails CI.
 
 use std::path::Path;
 

@@ -5,15 +5,20 @@
  *            engine/abi/examples/c/example_plugin.c
  * Use:    stylegraph --plugins libstylegraph_plugin_c_example.so nodes c_example
  *
- * Two nodes:
+ * Nodes:
  *   c_example.scale   y = x * factor for a float32 tensor (host-allocated output);
  *   c_example.foreign returns memory the host did not allocate, which the ABI forbids: the host
- *                     must refuse the output with an error (used by the host's tests).
+ *                     must refuse the output with an error (used by the host's tests);
+ *   c_example.sum     (ABI 1.1) a stream consumer: sums a float32 sequence chunk by chunk,
+ *                     keeping its running sum in its instance.
  *
  * For the host's tests: SG_TEST_ABI_MAJOR / SG_TEST_ABI_MINOR claim another ABI version (another
- * major must be refused; a newer minor loads), SG_TEST_PLUGIN_ID changes the plugin id.
+ * major must be refused; a newer minor loads; with minor 0 the plugin is what it was for ABI 1.0:
+ * no stream node), SG_TEST_PLUGIN_ID changes the plugin id.
  */
 #include "stylegraph_plugin.h"
+#include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef SG_TEST_ABI_MAJOR
@@ -40,7 +45,22 @@ static const SgPortDesc foreign_outputs[] = {
     {S("t"), S("Tensor"), S("an invalid tensor"), 0},
 };
 
-static SgNodeDesc nodes[2];
+static const SgPortDesc sum_inputs[] = {
+    {S("x"), S("Tensor"), S("a float32 sequence"), SG_PORT_STREAM},
+};
+static const SgPortDesc sum_outputs[] = {
+    {S("sum"), S("float"), S("the sum of every element of every chunk"), 0},
+    {S("chunks"), S("int"), S("chunks summed"), 0},
+};
+
+/* Nodes declared: a plugin of ABI 1.0 knows nothing of streams. */
+#if SG_TEST_ABI_MINOR >= 1
+#define NODE_COUNT 3
+#else
+#define NODE_COUNT 2
+#endif
+
+static SgNodeDesc nodes[3];
 
 static void init_descriptors(void) {
     memset(scale_params, 0, sizeof scale_params);
@@ -73,22 +93,42 @@ static void init_descriptors(void) {
     nodes[1].doc = S("Returns a tensor in plugin memory (forbidden; for host tests).");
     nodes[1].outputs = foreign_outputs;
     nodes[1].output_count = 1;
+
+    nodes[2].struct_size = sizeof(SgNodeDesc);
+    nodes[2].type_id = S("c_example.sum");
+    nodes[2].display_name = S("Sum a stream (C)");
+    nodes[2].category = S("Examples");
+    nodes[2].doc = S("Sums every element of a float32 sequence, chunk by chunk. Written in C.");
+    nodes[2].inputs = sum_inputs;
+    nodes[2].input_count = 1;
+    nodes[2].outputs = sum_outputs;
+    nodes[2].output_count = 2;
+    nodes[2].flags = SG_NODE_SIDE_EFFECT;
 }
 
 static const SgNodeDesc *describe(size_t index) {
-    return index < 2 ? &nodes[index] : NULL;
+    return index < NODE_COUNT ? &nodes[index] : NULL;
 }
 
+/* The state a stream consumer keeps in its instance between chunks. */
+typedef struct SumState {
+    double sum;
+    uint64_t chunks;
+} SumState;
+
 static SgStatus create(size_t index, void **instance, SgErrorBuf *error) {
-    (void)index;
     (void)error;
-    *instance = NULL; /* stateless */
+    *instance = NULL; /* scale and foreign are stateless */
+    if (index == 2) {
+        *instance = calloc(1, sizeof(SumState));
+        if (*instance == NULL) return SG_OUT_OF_MEMORY;
+    }
     return SG_OK;
 }
 
 static void destroy(size_t index, void *instance) {
     (void)index;
-    (void)instance;
+    free(instance);
 }
 
 static SgStatus fail(SgErrorBuf *error, const char *msg) {
@@ -104,8 +144,46 @@ static SgStatus fail(SgErrorBuf *error, const char *msg) {
 static float foreign_data[4];
 static const int64_t foreign_shape[1] = {4};
 
+static SgStatus execute_sum(SumState *state, const SgExecArgs *args) {
+    /* A host of ABI 1.0 passes a shorter SgExecArgs: read the stream fields only if present. */
+    int streams = args->struct_size >= offsetof(SgExecArgs, stream) + sizeof(SgStream *);
+    uint32_t flags = streams ? args->stream_flags : 0;
+    uint64_t index = streams ? args->chunk_index : 0;
+    if (!(flags & SG_STREAM_ACTIVE)) { /* not streamed: the whole value is one, last, chunk */
+        flags = SG_STREAM_ACTIVE | SG_STREAM_LAST;
+        index = 0;
+    }
+    if (flags & SG_STREAM_ABORT) { /* the sequence is abandoned: forget it */
+        state->sum = 0.0;
+        state->chunks = 0;
+        return SG_OK;
+    }
+    if (index == 0) {
+        state->sum = 0.0;
+        state->chunks = 0;
+    }
+    if (index != state->chunks) return fail(args->error, "chunks arrived out of order");
+    const SgValue *x = &args->inputs[0];
+    if (x->kind != SG_VALUE_TENSOR || x->tensor.dtype.code != SG_DTYPE_FLOAT ||
+        x->tensor.dtype.bits != 32 || x->tensor.device.device_type != SG_DEVICE_CPU) {
+        return fail(args->error, "input x must be a float32 CPU tensor");
+    }
+    size_t n = 1;
+    for (int32_t d = 0; d < x->tensor.ndim; d++) n *= (size_t)x->tensor.shape[d];
+    const float *v = (const float *)((const char *)x->tensor.data + x->tensor.byte_offset);
+    for (size_t i = 0; i < n; i++) state->sum += v[i];
+    state->chunks += 1;
+    if (flags & SG_STREAM_LAST) { /* outputs are taken after the last chunk only */
+        args->outputs[0].kind = SG_VALUE_FLOAT;
+        args->outputs[0].f = state->sum;
+        args->outputs[1].kind = SG_VALUE_INT;
+        args->outputs[1].i = (int64_t)state->chunks;
+    }
+    return SG_OK;
+}
+
 static SgStatus execute(size_t index, void *instance, const SgHost *host, const SgExecArgs *args) {
-    (void)instance;
+    if (index == 2) return execute_sum((SumState *)instance, args);
     if (index == 1) {
         SgTensor t;
         memset(&t, 0, sizeof t);
@@ -153,7 +231,7 @@ const SgPlugin *stylegraph_plugin_entry(void) {
         plugin.plugin_id = S(SG_TEST_PLUGIN_ID);
         plugin.plugin_version = S("1.0.0");
         plugin.description = S("an example plugin written in C");
-        plugin.node_count = 2;
+        plugin.node_count = NODE_COUNT;
         plugin.describe = describe;
         plugin.create = create;
         plugin.destroy = destroy;

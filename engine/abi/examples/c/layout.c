@@ -1,5 +1,5 @@
 /* Prints the size and field offsets of every ABI struct as C sees them; the test
- * engine/abi/tests/c_layout.rs compares them with Rust's. */
+ * tests/tests/plugins.rs (c_sees_the_same_struct_layout_as_rust) compares them with Rust's. */
 #include "stylegraph_plugin.h"
 #include <stdio.h>
 
@@ -34,7 +34,9 @@ int main(void) {
     SIZE(SgExecArgs); OFF(SgExecArgs, struct_size); OFF(SgExecArgs, inputs);
     OFF(SgExecArgs, input_count); OFF(SgExecArgs, params); OFF(SgExecArgs, param_count);
     OFF(SgExecArgs, outputs); OFF(SgExecArgs, output_count); OFF(SgExecArgs, node_id);
-    OFF(SgExecArgs, error);
+    OFF(SgExecArgs, error); OFF(SgExecArgs, stream_flags); OFF(SgExecArgs, chunk_index);
+    OFF(SgExecArgs, chunk_offset); OFF(SgExecArgs, stream_total); OFF(SgExecArgs, stream);
+    SIZE(SgStream); OFF(SgStream, struct_size); OFF(SgStream, more); OFF(SgStream, total_items);
     SIZE(SgPlugin); OFF(SgPlugin, abi_major); OFF(SgPlugin, abi_minor); OFF(SgPlugin, struct_size);
     OFF(SgPlugin, plugin_id); OFF(SgPlugin, plugin_version); OFF(SgPlugin, description);
     OFF(SgPlugin, node_count); OFF(SgPlugin, describe); OFF(SgPlugin, create);
