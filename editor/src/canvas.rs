@@ -198,6 +198,9 @@ impl CanvasViewer<'_> {
         if port.optional {
             s.push_str(" (optional)");
         }
+        if port.stream {
+            s.push_str(" (stream: a sequence, passed chunk by chunk)");
+        }
         if !port.doc.is_empty() {
             s.push('\n');
             s.push_str(&port.doc);

@@ -64,6 +64,7 @@ fn inferred_port(name: &str) -> PortInfo {
         port_type: PortType::Any,
         doc: "(port of a node type that is not loaded)".to_owned(),
         optional: true,
+        stream: false,
     }
 }
 

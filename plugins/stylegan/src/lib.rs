@@ -857,7 +857,7 @@ mod tests {
 
     #[test]
     fn synthesis_order_of_style_layers() {
-        let mut names = vec![
+        let mut names = [
             "synthesis.L10_1044_81.affine.weight",
             "synthesis.L2_52_512.affine.weight",
             "synthesis.L0_36_512.affine.weight",
@@ -865,7 +865,7 @@ mod tests {
         names.sort_by_key(|n| synthesis_order(n));
         assert_eq!(names[0], "synthesis.L0_36_512.affine.weight");
         assert_eq!(names[2], "synthesis.L10_1044_81.affine.weight");
-        let mut sg2 = vec![
+        let mut sg2 = [
             "synthesis.b8.torgb.affine.weight",
             "synthesis.b16.conv0.affine.weight",
             "synthesis.b8.conv0.affine.weight",
@@ -874,7 +874,7 @@ mod tests {
         sg2.sort_by_key(|n| synthesis_order(n));
         assert_eq!(
             sg2,
-            vec![
+            [
                 "synthesis.b4.conv1.affine.weight",
                 "synthesis.b8.conv0.affine.weight",
                 "synthesis.b8.torgb.affine.weight",
