@@ -827,7 +827,7 @@ fn table(r: &BenchReport) -> String {
         "GFLOP/s",
         "%peak",
         "RSS MiB",
-        "+build"
+        "build MiB"
     );
     for n in &r.networks {
         let mib = |v: Option<f64>| v.map_or("?".into(), |v| format!("{v:.0}"));
