@@ -23,7 +23,8 @@ pub struct GenerateOptions {
     pub raw: bool,
 }
 
-fn node(
+/// One node of a generated graph.
+pub(crate) fn node(
     id: &str,
     ty: &str,
     params: &[(&str, ParamValue)],

@@ -16,7 +16,9 @@ use stylegraph_core::plugin::PluginHost;
 use stylegraph_core::seeds;
 use stylegraph_core::validate::{closest, validate};
 
+mod bench;
 mod commands;
+mod peak;
 
 /// Process exit codes (documented in the README and `--help`).
 const EXIT_NODE_FAILED: i32 = 1;
@@ -78,6 +80,10 @@ enum Command {
     },
     /// Serve the HTTP automation API (docs/server.md): submit graphs, stream events, fetch outputs.
     Serve(ServeArgs),
+    /// Measure CPU performance: time per image, GFLOP/s against the machine's FMA peak and
+    /// peak memory of the built-in networks, and the graph executor's overhead
+    /// (docs/performance.md).
+    Bench(bench::BenchArgs),
     /// List the node types of every loaded plugin, with ports, params and docs.
     Nodes {
         /// Print JSON (plugins, node types, refused plugins).
@@ -262,6 +268,7 @@ fn real_main(cli: Cli) -> Result<i32> {
         Command::Nodes { json, filter } => nodes_cmd(&cli, *json, filter.as_deref()),
         Command::Generate(args) => generate_cmd(&cli, args),
         Command::Serve(args) => serve_cmd(&cli, args),
+        Command::Bench(args) => bench::bench_cmd(args, cli.quiet),
         Command::Convert {
             input,
             output,
