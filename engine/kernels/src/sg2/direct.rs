@@ -29,19 +29,7 @@ const GROUP_WEIGHT_FLOATS: usize = 4 * 1024;
 
 /// Whether the direct kernel can run on this CPU.
 pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::sync::OnceLock;
-        static HAS: OnceLock<bool> = OnceLock::new();
-        *HAS.get_or_init(|| {
-            std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-        })
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::simd::has_fma()
 }
 
 /// The dense `[cout, out_h, out_w]` output of a convolution, shared between tasks that each
