@@ -11,7 +11,7 @@
 //! output rows for one channel at a time, so the ×U intermediate of a whole layer never exists.
 //! Memory per worker is a few rows of the upsampled width.
 
-use crate::simd::{dispatch_fma, weighted_sum, MAX_TAPS};
+use crate::simd::{deinterleave, dispatch_fma, interleave, weighted_sum, MAX_TAPS};
 
 /// Geometry of one axis.
 #[derive(Clone, Debug)]
@@ -257,23 +257,7 @@ fn channel_band_impl<const FMA: bool>(
             weighted_sum::<FMA, false>(acc, &srcs[..k], &taps[..k]);
         }
         // interleave the phases: tmp column q·U + r
-        match ax.up {
-            1 => dst.copy_from_slice(&phase[..w_tmp]),
-            2 => {
-                let (p0, p1) = phase.split_at(q_max);
-                for (q, pair) in dst.chunks_mut(2).enumerate() {
-                    pair[0] = p0[q];
-                    if let Some(v) = pair.get_mut(1) {
-                        *v = p1[q];
-                    }
-                }
-            }
-            u => {
-                for (x, v) in dst.iter_mut().enumerate() {
-                    *v = phase[(x % u) * q_max + x / u];
-                }
-            }
-        }
+        interleave(dst, phase, ax.up, q_max);
     }
 
     // 2. per tmp row: vertical upsampling, nonlinearity, horizontal down filter.
@@ -313,20 +297,11 @@ fn channel_band_impl<const FMA: bool>(
         let row: &[f32] = row;
         let phases: &[f32] = match dn {
             1 => row,
-            2 => {
-                let (e, o) = down_phases.split_at_mut(ph_len);
-                for ((pair, ev), ov) in row.chunks_exact(2).zip(e.iter_mut()).zip(o.iter_mut()) {
-                    *ev = pair[0];
-                    *ov = pair[1];
-                }
-                if w_tmp % 2 == 1 {
-                    e[w_tmp / 2] = row[w_tmp - 1];
-                }
-                down_phases
-            }
             _ => {
-                for (x, &v) in row.iter().enumerate() {
-                    down_phases[(x % dn) * ph_len + x / dn] = v;
+                deinterleave(down_phases, row, dn, ph_len);
+                // a last partial group (w_tmp not a multiple of D)
+                for x in (w_tmp / dn) * dn..w_tmp {
+                    down_phases[(x % dn) * ph_len + x / dn] = row[x];
                 }
                 down_phases
             }

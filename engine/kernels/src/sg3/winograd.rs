@@ -13,7 +13,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{sgemm, MatMut, MatRef, Threads};
-use crate::simd::{dispatch_fma, weighted_sum};
+use crate::simd::{deinterleave, dispatch_fma, interleave, weighted_sum};
 
 /// The transform matrices of one tile size.
 pub(crate) struct Tile {
@@ -252,8 +252,22 @@ pub(crate) fn winograd_rows(
     }
 }
 
+/// Nonzero entries of one matrix row as (column, value), and how many there are.
+type RowTerms = ([(usize, f32); 8], usize);
+
+/// [`row_terms`] of the first (at most 8) rows, computed once per call instead of per tile row.
+fn all_row_terms(mat: &[f32], cols: usize, rows: usize) -> [RowTerms; 8] {
+    std::array::from_fn(|r| {
+        if r < rows {
+            row_terms(mat, cols, r)
+        } else {
+            ([(0, 0.0); 8], 0)
+        }
+    })
+}
+
 /// Nonzero entries of row `r` of a row-major matrix with `cols` columns, as (column, value).
-fn row_terms(mat: &[f32], cols: usize, r: usize) -> ([(usize, f32); 8], usize) {
+fn row_terms(mat: &[f32], cols: usize, r: usize) -> RowTerms {
     let mut out = [(0usize, 0.0f32); 8];
     let mut n = 0;
     for (c, &v) in mat[r * cols..(r + 1) * cols].iter().enumerate() {
@@ -301,6 +315,7 @@ fn input_channel_impl<const FMA: bool>(
     let (drows, rest) = buf.split_at_mut(a * pw);
     let (trows, phases) = rest.split_at_mut(a * pw);
     let mut taps = [0.0f32; 8];
+    let bt_terms = all_row_terms(tile.bt, a, a);
     for ty in 0..n_rows {
         // the α padded input rows of this tile row: input row = out row + i − 2
         for (i, dr) in drows.chunks_exact_mut(pw).enumerate() {
@@ -316,7 +331,7 @@ fn input_channel_impl<const FMA: bool>(
         let drows_ref: &[f32] = drows;
         for (r, t) in trows.chunks_exact_mut(pw).enumerate() {
             let mut srcs: [&[f32]; 8] = [&[]; 8];
-            let (terms, n) = row_terms(tile.bt, a, r);
+            let (terms, n) = bt_terms[r];
             for (k, &(i, val)) in terms[..n].iter().enumerate() {
                 srcs[k] = &drows_ref[i * pw..(i + 1) * pw];
                 taps[k] = val;
@@ -325,15 +340,10 @@ fn input_channel_impl<const FMA: bool>(
         }
         // horizontal: column m·tx + j of t_r is phase (j mod m) at tx + j div m
         for (r, t) in trows.chunks_exact(pw).enumerate() {
-            for (tx, chunk) in t.chunks_exact(m).enumerate().take(ph) {
-                for (p, &val) in chunk.iter().enumerate() {
-                    phases[p * ph + tx] = val;
-                }
-            }
+            deinterleave(phases, &t[..m * ph], m, ph);
             let phases_ref: &[f32] = phases;
-            for c in 0..a {
+            for (c, &(terms, n)) in bt_terms.iter().enumerate().take(a) {
                 let mut srcs: [&[f32]; 8] = [&[]; 8];
-                let (terms, n) = row_terms(tile.bt, a, c);
                 for (k, &(j, val)) in terms[..n].iter().enumerate() {
                     let start = (j % m) * ph + j / m;
                     srcs[k] = &phases_ref[start..start + tiles_x];
@@ -377,9 +387,10 @@ fn output_channel_impl<const FMA: bool>(
     buf.resize((a + m) * tiles_x, 0.0);
     let (s, y) = buf.split_at_mut(a * tiles_x);
     let mut taps = [0.0f32; 8];
+    let at_terms = all_row_terms(tile.at, a, m);
     for (oy, out_row) in rows.chunks_exact_mut(ow).enumerate() {
         let (ty, sub) = (oy / m, oy % m);
-        let (terms, n) = row_terms(tile.at, a, sub);
+        let (terms, n) = at_terms[sub];
         // S[j] = Σ_ξ Aᵀ[sub][ξ] · M[ξ][j] (vertical), one run of tiles per column j
         for (j, sj) in s.chunks_exact_mut(tiles_x).enumerate() {
             let mut srcs: [&[f32]; 8] = [&[]; 8];
@@ -394,17 +405,13 @@ fn output_channel_impl<const FMA: bool>(
         let s_ref: &[f32] = s;
         for (ox, yo) in y.chunks_exact_mut(tiles_x).enumerate() {
             let mut srcs: [&[f32]; 8] = [&[]; 8];
-            let (terms, n) = row_terms(tile.at, a, ox);
+            let (terms, n) = at_terms[ox];
             for (k, &(j, val)) in terms[..n].iter().enumerate() {
                 srcs[k] = &s_ref[j * tiles_x..(j + 1) * tiles_x];
                 taps[k] = val;
             }
             weighted_sum::<FMA, false>(yo, &srcs[..n], &taps[..n]);
         }
-        for (tx, chunk) in out_row.chunks_mut(m).enumerate() {
-            for (ox, o) in chunk.iter_mut().enumerate() {
-                *o = y[ox * tiles_x + tx];
-            }
-        }
+        interleave(out_row, y, m, tiles_x);
     }
 }
