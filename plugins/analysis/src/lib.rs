@@ -129,6 +129,14 @@ pub fn image_input(ctx: &Context, name: &str, quantize: bool) -> Result<ImageSou
 }
 
 /// The images of a node: the `images` input when connected, else the `folder` param.
+/// The images of a node with the `images` input and the `folder`, `num`, `quantize` params:
+/// [`images_or_folder`], limited to `num` images (0 = all).
+fn selected_images(ctx: &Context) -> Result<ImageSource, NodeError> {
+    let mut src = images_or_folder(ctx, ctx.param_bool("quantize")?)?;
+    src.truncate(usize::try_from(ctx.param_i64("num")?).unwrap_or(0));
+    Ok(src)
+}
+
 fn images_or_folder(ctx: &Context, quantize: bool) -> Result<ImageSource, NodeError> {
     if ctx.has_input("images") {
         return image_input(ctx, "images", quantize);
@@ -232,8 +240,7 @@ impl Node for Spectrum {
     }
 
     fn execute(&mut self, ctx: &mut Context) -> NodeResult {
-        let mut src = images_or_folder(ctx, ctx.param_bool("quantize")?)?;
-        src.truncate(usize::try_from(ctx.param_i64("num")?).unwrap_or(0));
+        let src = selected_images(ctx)?;
         if src.is_empty() {
             node_bail!("no images to analyse");
         }
@@ -570,8 +577,7 @@ impl Node for ImageStats {
         Ok(ImageStats)
     }
     fn execute(&mut self, ctx: &mut Context) -> NodeResult {
-        let mut src = images_or_folder(ctx, ctx.param_bool("quantize")?)?;
-        src.truncate(usize::try_from(ctx.param_i64("num")?).unwrap_or(0));
+        let src = selected_images(ctx)?;
         let bins = positive_usize(ctx.param_i64("bins")?, "bins")?;
         let stats = image_stats(&src, bins, &mut |i, n| {
             ctx.progress(i as f64 / n as f64, "statistics");
