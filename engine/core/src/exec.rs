@@ -431,7 +431,11 @@ impl Session {
             }
         }
         // Cache keys in topological order (validation rejected cycles).
-        let order = topo_order(&nodes);
+        let order = crate::order::dependency_order(
+            nodes.len(),
+            |i| nodes[i].inputs.iter().flatten().map(|&(s, _)| s),
+            |i| nodes[i].dependents.as_slice(),
+        );
         for &i in &order {
             let n = &nodes[i];
             let mut h = DefaultHasher::new();
@@ -1332,30 +1336,6 @@ fn hash_param(p: &ParamValue, h: &mut DefaultHasher) {
         ParamValue::Float(f) => (2u8, f.to_bits()).hash(h),
         ParamValue::Str(s) => (3u8, s).hash(h),
     }
-}
-
-fn topo_order(nodes: &[PlanNode<'_>]) -> Vec<usize> {
-    let mut indeg: Vec<usize> = nodes
-        .iter()
-        .map(|n| {
-            let mut s: Vec<usize> = n.inputs.iter().flatten().map(|&(s, _)| s).collect();
-            s.sort_unstable();
-            s.dedup();
-            s.len()
-        })
-        .collect();
-    let mut queue: VecDeque<usize> = (0..nodes.len()).filter(|&i| indeg[i] == 0).collect();
-    let mut order = Vec::with_capacity(nodes.len());
-    while let Some(i) = queue.pop_front() {
-        order.push(i);
-        for &d in &nodes[i].dependents {
-            indeg[d] -= 1;
-            if indeg[d] == 0 {
-                queue.push_back(d);
-            }
-        }
-    }
-    order
 }
 
 /// Name of a status code for messages.

@@ -22,6 +22,7 @@ pub mod events;
 pub mod exec;
 pub mod fsutil;
 pub mod graph;
+mod order;
 pub mod plugin;
 pub mod seeds;
 mod stream;

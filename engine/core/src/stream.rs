@@ -10,8 +10,6 @@
 //! node inside two regions, a producer inside another producer's region (nested streams), and a
 //! region node that also needs, directly or not, the output of one of the region's consumers.
 
-use std::collections::VecDeque;
-
 /// One node as the analysis sees it.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct StreamNode {
@@ -61,31 +59,6 @@ pub(crate) enum StreamProblem {
     },
 }
 
-/// Dependency order (Kahn); nodes on a cycle are left out (validation reports cycles).
-fn topo_order(nodes: &[StreamNode], dependents: &[Vec<usize>]) -> Vec<usize> {
-    let mut indeg: Vec<usize> = nodes
-        .iter()
-        .map(|n| {
-            let mut s: Vec<usize> = n.sources.iter().map(|&(s, _)| s).collect();
-            s.sort_unstable();
-            s.dedup();
-            s.len()
-        })
-        .collect();
-    let mut queue: VecDeque<usize> = (0..nodes.len()).filter(|&i| indeg[i] == 0).collect();
-    let mut order = Vec::with_capacity(nodes.len());
-    while let Some(i) = queue.pop_front() {
-        order.push(i);
-        for &d in &dependents[i] {
-            indeg[d] -= 1;
-            if indeg[d] == 0 {
-                queue.push_back(d);
-            }
-        }
-    }
-    order
-}
-
 /// Finds every producer's region, and the shapes that cannot run.
 pub(crate) fn analyse(nodes: &[StreamNode]) -> (Vec<Region>, Vec<StreamProblem>) {
     let n = nodes.len();
@@ -97,7 +70,11 @@ pub(crate) fn analyse(nodes: &[StreamNode]) -> (Vec<Region>, Vec<StreamProblem>)
             }
         }
     }
-    let order = topo_order(nodes, &dependents);
+    let order = crate::order::dependency_order(
+        n,
+        |i| nodes[i].sources.iter().map(|&(s, _)| s),
+        |i| dependents[i].as_slice(),
+    );
     let mut regions = Vec::new();
     let mut problems = Vec::new();
     // Which region (index into `regions`) each node belongs to, first come.
