@@ -2,8 +2,8 @@
 //! not grey and differ between seeds.
 
 use stylegraph_kernels::default_init::{default_sg3, sg3_state_dict, InitTuning};
-use stylegraph_kernels::sg3::{Sg3Config, Sg3Kind};
-use stylegraph_kernels::NoControl;
+use stylegraph_kernels::sg3::{Sg3Config, Sg3Kind, Sg3Synthesis};
+use stylegraph_kernels::{MappingNetwork, NoControl};
 
 const BUFFERS: [&str; 8] = [
     ".transform",
@@ -134,4 +134,50 @@ fn tuned_init_gives_colourful_images_that_differ_by_seed() {
     let ws = g0.mapping.map(&z, None, 1, 1.0, None).unwrap();
     let (_, std0) = stats(&g0.synthesis.forward(&ws, 1, None, &NoControl).unwrap(), 64);
     assert!(std0 < all[0].1, "official {std0} vs tuned {}", all[0].1);
+}
+
+#[test]
+fn forward_reuses_scratch_without_carrying_state_between_calls() {
+    // The synthesis keeps its feature maps and weight buffers between calls. Interleaved calls
+    // with other latents, a batch, and the layer-by-layer path must all give the same image for
+    // the same latent as a fresh network does.
+    for kind in [Sg3Kind::T, Sg3Kind::R] {
+        let cfg = Sg3Config {
+            img_resolution: 64,
+            channel_base: 2048.0,
+            channel_max: 64.0,
+            ..Sg3Config::official(kind, 64)
+        };
+        let map = sg3_state_dict(&cfg, 3, &InitTuning::official()).unwrap();
+        let syn = Sg3Synthesis::from_tensors(&map, &cfg).unwrap();
+        let mapping = MappingNetwork::from_tensors(&map, &cfg.mapping_config()).unwrap();
+        let ws_of = |seed| {
+            let z = stylegraph_rng::z_from_seed(seed, cfg.z_dim);
+            mapping.map(&z, None, 1, 1.0, None).unwrap()
+        };
+        let (wa, wb) = (ws_of(1), ws_of(2));
+        let fresh = syn.clone().forward(&wa, 1, None, &NoControl).unwrap();
+        let a1 = syn.forward(&wa, 1, None, &NoControl).unwrap();
+        let b = syn.forward(&wb, 1, None, &NoControl).unwrap();
+        let a2 = syn.forward(&wa, 1, None, &NoControl).unwrap();
+        assert_eq!(a1, fresh, "{kind:?}");
+        assert_eq!(a2, fresh, "{kind:?}: a call after another latent differs");
+        assert_ne!(a1, b, "{kind:?}");
+        let both: Vec<f32> = wb.iter().chain(&wa).copied().collect();
+        let batch = syn.forward(&both, 2, None, &NoControl).unwrap();
+        assert_eq!(batch[..b.len()], b[..], "{kind:?}: batch sample 0");
+        assert_eq!(batch[b.len()..], fresh[..], "{kind:?}: batch sample 1");
+        // layer by layer (fresh buffers every layer)
+        let mut x = syn.input_forward(&wa, 1, None).unwrap();
+        for i in 0..syn.layers().len() {
+            x = syn.layer_forward(i, &x, &wa).unwrap();
+        }
+        assert_eq!(
+            syn.apply_output_scale(x).data,
+            fresh,
+            "{kind:?}: layer chain"
+        );
+        syn.release_memory();
+        assert_eq!(syn.forward(&wa, 1, None, &NoControl).unwrap(), fresh);
+    }
 }

@@ -450,6 +450,98 @@ mod tests {
         }
     }
 
+    #[test]
+    fn radial_band_matches_direct_2d_filter() {
+        // A 2-D down filter with no symmetry (catches row/column and flip mix-ups), even and
+        // odd T, output split into two bands (the ring of tmp rows restarts per band).
+        for &(up, lo, n_in, n_out, td) in &[
+            (2usize, 5i64, 9usize, 8usize, 6usize),
+            (4, -3, 9, 8, 6),
+            (2, 4, 9, 8, 5),
+        ] {
+            let fu: Vec<f32> = (0..4 * up.min(2)).map(|i| 0.1 + 0.03 * i as f32).collect();
+            let g: Vec<f32> = (0..td * td)
+                .map(|i| {
+                    let (a, b) = (i / td, i % td);
+                    0.05 + 0.02 * (a as f32) + 0.07 * (b as f32) * ((a % 3) as f32 - 0.5)
+                })
+                .collect();
+            let conv: Vec<f32> = (0..n_in * n_in)
+                .map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5)
+                .collect();
+            let run = |down: DownTaps| -> Vec<f32> {
+                let n_tmp = ((n_in * up) as i64 + 2 * lo - fu.len() as i64 + 1) as usize;
+                let plan = AxisPlan::new(n_in, up, Some(&fu), lo, 2, td, n_out);
+                assert_eq!(plan.n_tmp, (n_out - 1) * 2 + td);
+                assert!(n_tmp >= plan.n_tmp, "test geometry");
+                let rs = Resampler {
+                    x: plan.clone(),
+                    y: plan,
+                    down,
+                    act: Act {
+                        slope: 0.2,
+                        gain: 1.5,
+                        clamp: Some(2.5),
+                    },
+                };
+                let mut out = vec![f32::NAN; n_out * n_out];
+                let mut scratch = BandScratch::default();
+                let mid = 3;
+                let (r0, _) = rs.conv_rows(mid, n_out);
+                rs.channel_band(
+                    &conv,
+                    0,
+                    0.25,
+                    0,
+                    mid,
+                    &mut out[..mid * n_out],
+                    &mut scratch,
+                );
+                rs.channel_band(
+                    &conv[r0 * n_in..],
+                    r0,
+                    0.25,
+                    mid,
+                    n_out,
+                    &mut out[mid * n_out..],
+                    &mut scratch,
+                );
+                out
+            };
+            let got = run(DownTaps::Radial(g.clone()));
+            // direct 2-D: upsample x then y, activation, then the T×T correlation at stride 2
+            let biased: Vec<f32> = conv.iter().map(|v| v + 0.25).collect();
+            let up_x: Vec<Vec<f32>> = biased
+                .chunks(n_in)
+                .map(|row| reference_lin(row, up, &fu, lo, lo))
+                .collect();
+            let w_tmp = up_x[0].len();
+            let mut t: Vec<Vec<f32>> = Vec::new();
+            for x in 0..w_tmp {
+                let col: Vec<f32> = up_x.iter().map(|r| r[x]).collect();
+                let c = reference_lin(&col, up, &fu, lo, lo);
+                if t.is_empty() {
+                    t = vec![vec![0.0f32; w_tmp]; c.len()];
+                }
+                for (yy, v) in c.into_iter().enumerate() {
+                    t[yy][x] = ((if v < 0.0 { v * 0.2 } else { v }) * 1.5).clamp(-2.5, 2.5);
+                }
+            }
+            for oy in 0..n_out {
+                for ox in 0..n_out {
+                    let mut e = 0.0f64;
+                    for a in 0..td {
+                        for b in 0..td {
+                            e += g[a * td + b] as f64 * t[oy * 2 + a][ox * 2 + b] as f64;
+                        }
+                    }
+                    let v = got[oy * n_out + ox];
+                    assert!((v as f64 - e).abs() < 1e-4, "({oy},{ox}) {v} vs {e}");
+                }
+            }
+        }
+    }
+
     /// Linear part of the reference (zero-stuff, pad, convolve with f·U).
     fn reference_lin(y: &[f32], up: usize, fu: &[f32], lo: i64, hi: i64) -> Vec<f32> {
         let mut z = vec![0.0f32; y.len() * up];

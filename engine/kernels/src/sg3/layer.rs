@@ -16,6 +16,28 @@ use crate::tensor_map::TensorMap;
 /// Target size (f32 values) of the buffer holding one band of conv output rows.
 const CONV_BAND_BUDGET: usize = 1 << 22;
 
+/// Working memory of a layer's forward, kept by the caller between layers and calls.
+#[derive(Default)]
+pub(crate) struct LayerScratch {
+    /// Modulated weights `[Cout, Cin·k²]`.
+    wmod: Vec<f32>,
+    /// Winograd-transformed weights.
+    u: Vec<f32>,
+    /// One band of conv output rows.
+    conv: Vec<f32>,
+    conv_scratch: ConvScratch,
+}
+
+impl LayerScratch {
+    /// Takes back the weight buffer of a finished layer.
+    fn recycle(&mut self, weights: PreparedConv) {
+        match weights {
+            PreparedConv::Direct(w) => self.wmod = w,
+            PreparedConv::Winograd(ww) => self.u = ww.u,
+        }
+    }
+}
+
 /// A synthesis layer with its parameters.
 #[derive(Clone, Debug)]
 pub struct Sg3Layer {
@@ -183,12 +205,33 @@ impl Sg3Layer {
         ctl: &dyn Control,
         progress: &mut dyn FnMut(f64),
     ) -> Result<(), ModelError> {
-        let (shape, weights) = self.prepare(w);
-        self.run_bands(shape, &weights, x, out, ctl, progress)
+        self.forward_one_in(x, w, out, ctl, progress, &mut LayerScratch::default())
+    }
+
+    /// [`Sg3Layer::forward_one`] with caller-kept scratch memory (reused across layers and
+    /// calls, so steady-state forwards do not allocate, nor fault in fresh pages).
+    pub(crate) fn forward_one_in(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        out: &mut [f32],
+        ctl: &dyn Control,
+        progress: &mut dyn FnMut(f64),
+        scratch: &mut LayerScratch,
+    ) -> Result<(), ModelError> {
+        let (shape, weights) = self.prepare_in(w, scratch);
+        let result = self.run_bands(shape, &weights, x, out, ctl, progress, scratch);
+        scratch.recycle(weights);
+        result
     }
 
     /// Styles -> modulated (and transformed) weights for one w.
     fn prepare(&self, w: &[f32]) -> (ConvShape, PreparedConv) {
+        self.prepare_in(w, &mut LayerScratch::default())
+    }
+
+    /// [`Sg3Layer::prepare`] into the scratch's weight buffers.
+    fn prepare_in(&self, w: &[f32], scratch: &mut LayerScratch) -> (ConvShape, PreparedConv) {
         let s = &self.spec;
         let (cin, cout, k) = (s.in_channels, s.out_channels, s.conv_kernel);
         let kk = k * k;
@@ -199,7 +242,8 @@ impl Sg3Layer {
                 *v *= gain;
             }
         }
-        let mut wmod = vec![0.0f32; cout * cin * kk];
+        let mut wmod = std::mem::take(&mut scratch.wmod);
+        wmod.resize(cout * cin * kk, 0.0);
         modulate(
             &self.weight,
             &styles,
@@ -217,12 +261,18 @@ impl Sg3Layer {
             w: s.in_size,
             k,
         };
-        (shape, PreparedConv::new(shape, wmod))
+        let (prepared, unused) = PreparedConv::new_in(shape, wmod, std::mem::take(&mut scratch.u));
+        match prepared {
+            PreparedConv::Direct(_) => scratch.u = unused,
+            PreparedConv::Winograd(_) => scratch.wmod = unused,
+        }
+        (shape, prepared)
     }
 
     /// Modulated conv + filtered lrelu over bands of output rows: each band computes the conv
     /// rows it needs (keeping the rows it shares with the previous band) and then runs the
     /// fused filter per channel in parallel.
+    #[allow(clippy::too_many_arguments)]
     fn run_bands(
         &self,
         shape: ConvShape,
@@ -231,6 +281,7 @@ impl Sg3Layer {
         out: &mut [f32],
         ctl: &dyn Control,
         progress: &mut dyn FnMut(f64),
+        scratch: &mut LayerScratch,
     ) -> Result<(), ModelError> {
         let s = &self.spec;
         let cout = shape.cout;
@@ -256,9 +307,12 @@ impl Sg3Layer {
             .max()
             .unwrap_or(0)
             .max(1);
-        let mut conv = vec![0.0f32; cout * cap * conv_w];
+        // Every conv row is written (by `conv_rows`) before the filter reads it.
+        let LayerScratch {
+            conv, conv_scratch, ..
+        } = scratch;
+        conv.resize(cout * cap * conv_w, 0.0);
         let (mut have_lo, mut have_hi) = (0usize, 0usize);
-        let mut conv_scratch = ConvScratch::default();
         let plane = cap * conv_w;
         for (bi, &(oy0, oy1)) in bands.iter().enumerate() {
             if ctl.is_cancelled() {
@@ -288,11 +342,11 @@ impl Sg3Layer {
                     need_hi,
                     &mut conv[off..],
                     plane,
-                    &mut conv_scratch,
+                    conv_scratch,
                 );
                 have_hi = need_hi;
             }
-            let conv_ref = &conv;
+            let conv_ref: &[f32] = conv;
             let rows = have_hi - have_lo;
             out.par_chunks_mut(ho * wo)
                 .zip(&self.bias)

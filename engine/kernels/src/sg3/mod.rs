@@ -19,19 +19,79 @@ mod winograd;
 
 pub use config::{InputSpec, LayerSpec, Sg3Config, Sg3Kind, Sg3Schedule};
 pub use input::{user_transform, Sg3Input};
+use layer::LayerScratch;
 pub use layer::Sg3Layer;
 
 use crate::mapping::MappingNetwork;
 use crate::model::{Control, Features, ModelError};
 use crate::tensor_map::TensorMap;
 
-/// The SG3 synthesis network.
-#[derive(Clone, Debug)]
+/// The SG3 synthesis network. `Send + Sync`; concurrent calls work (each gets its own scratch
+/// memory). After a [`Sg3Synthesis::forward`] the feature maps and working buffers are kept for
+/// the next call (a forward then neither allocates nor faults in fresh pages);
+/// [`Sg3Synthesis::release_memory`] frees them.
 pub struct Sg3Synthesis {
     config: Sg3Config,
     schedule: Sg3Schedule,
     input: Sg3Input,
     layers: Vec<Sg3Layer>,
+    /// Scratch memory of finished calls, reused by the next ones.
+    scratch: std::sync::Mutex<Vec<ForwardScratch>>,
+}
+
+impl Clone for Sg3Synthesis {
+    fn clone(&self) -> Self {
+        Sg3Synthesis {
+            config: self.config.clone(),
+            schedule: self.schedule.clone(),
+            input: self.input.clone(),
+            layers: self.layers.clone(),
+            scratch: Default::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Sg3Synthesis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sg3Synthesis")
+            .field("config", &self.config)
+            .field("schedule", &self.schedule)
+            .field("layers", &self.layers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Working memory of one forward call: the layers' buffers and spare feature maps.
+#[derive(Default)]
+struct ForwardScratch {
+    layer: LayerScratch,
+    maps: Vec<Vec<f32>>,
+}
+
+impl ForwardScratch {
+    /// A map of `len` values (contents unspecified: the layer writes every value). The
+    /// smallest kept one that is big enough, else the biggest one, grown.
+    fn take(&mut self, len: usize) -> Vec<f32> {
+        let pick = self
+            .maps
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.capacity() >= len)
+            .min_by_key(|(_, b)| b.capacity())
+            .or_else(|| {
+                self.maps
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, b)| b.capacity())
+            })
+            .map(|(i, _)| i);
+        let mut buf = match pick {
+            Some(i) => self.maps.swap_remove(i),
+            None => Vec::new(),
+        };
+        buf.resize(len, 0.0);
+        buf
+    }
 }
 
 impl Sg3Synthesis {
@@ -56,6 +116,7 @@ impl Sg3Synthesis {
             schedule,
             input,
             layers,
+            scratch: Default::default(),
         })
     }
 
@@ -218,18 +279,63 @@ impl Sg3Synthesis {
             }
             let one_ws =
                 &ws[s * self.num_ws() * self.w_dim()..(s + 1) * self.num_ws() * self.w_dim()];
-            let mut x = self.input_forward(one_ws, 1, transform)?;
-            for (i, cost) in costs.iter().enumerate() {
+            let x = self.input_forward(one_ws, 1, transform)?;
+            let mut scratch = self.take_scratch();
+            let mut x = x.data;
+            let mut result = Ok(());
+            for (i, (layer, cost)) in self.layers.iter().zip(&costs).enumerate() {
+                let spec = layer.spec();
+                let mut out = scratch.take(spec.out_channels * spec.out_size * spec.out_size);
                 let before = done;
-                x = self.layer_forward_ctl(i, &x, one_ws, ctl, &mut |f| {
-                    ctl.progress((before + f * cost) / total)
-                })?;
+                result = layer.forward_one_in(
+                    &x,
+                    self.w_row(one_ws, 0, i + 1),
+                    &mut out,
+                    ctl,
+                    &mut |f| ctl.progress((before + f * cost) / total),
+                    &mut scratch.layer,
+                );
+                scratch.maps.push(std::mem::replace(&mut x, out));
+                if result.is_err() {
+                    break;
+                }
                 done += cost;
             }
-            image.extend_from_slice(&self.apply_output_scale(x).data);
+            if result.is_ok() {
+                let scale = self.schedule.output_scale as f32;
+                image.extend(x.iter().map(|&v| v * scale));
+            }
+            scratch.maps.push(x);
+            self.return_scratch(scratch);
+            result?;
         }
         ctl.progress(1.0);
         Ok(image)
+    }
+
+    /// Frees the scratch memory kept between calls (about the size of the two largest feature
+    /// maps, plus one layer's weights).
+    pub fn release_memory(&self) {
+        if let Ok(mut cache) = self.scratch.lock() {
+            cache.clear();
+        }
+    }
+
+    fn take_scratch(&self) -> ForwardScratch {
+        self.scratch
+            .lock()
+            .ok()
+            .and_then(|mut cache| cache.pop())
+            .unwrap_or_default()
+    }
+
+    fn return_scratch(&self, scratch: ForwardScratch) {
+        if let Ok(mut cache) = self.scratch.lock() {
+            // One set is enough for sequential use; concurrent callers allocate their own.
+            if cache.is_empty() {
+                cache.push(scratch);
+            }
+        }
     }
 }
 

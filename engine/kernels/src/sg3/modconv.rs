@@ -117,16 +117,21 @@ pub(crate) enum PreparedConv {
 
 impl PreparedConv {
     /// Chooses the algorithm for `shape` and transforms the modulated weights `[cout, cin·k²]`.
+    #[cfg(test)]
     pub fn new(shape: ConvShape, wmod: Vec<f32>) -> PreparedConv {
-        match (shape.k, conv3_algorithm()) {
-            (3, Conv3::F2) => {
-                PreparedConv::Winograd(WinogradWeights::new(&F2, shape.cout, shape.cin, &wmod))
-            }
-            (3, Conv3::F4) => {
-                PreparedConv::Winograd(WinogradWeights::new(&F4, shape.cout, shape.cin, &wmod))
-            }
-            _ => PreparedConv::Direct(wmod),
-        }
+        Self::new_in(shape, wmod, Vec::new()).0
+    }
+
+    /// [`PreparedConv::new`] that transforms into the buffer `spare` when it needs one; returns
+    /// the buffer it did not keep (`spare`, or `wmod` once transformed) for reuse.
+    pub fn new_in(shape: ConvShape, wmod: Vec<f32>, spare: Vec<f32>) -> (PreparedConv, Vec<f32>) {
+        let tile = match (shape.k, conv3_algorithm()) {
+            (3, Conv3::F2) => &F2,
+            (3, Conv3::F4) => &F4,
+            _ => return (PreparedConv::Direct(wmod), spare),
+        };
+        let ww = WinogradWeights::new_in(tile, shape.cout, shape.cin, &wmod, spare);
+        (PreparedConv::Winograd(ww), wmod)
     }
 }
 

@@ -99,9 +99,21 @@ pub(crate) struct WinogradWeights {
 
 impl WinogradWeights {
     /// `wmod [cout, cin, 3, 3]`.
+    #[cfg(test)]
     pub fn new(tile: &'static Tile, cout: usize, cin: usize, wmod: &[f32]) -> WinogradWeights {
+        Self::new_in(tile, cout, cin, wmod, Vec::new())
+    }
+
+    /// [`WinogradWeights::new`] into the buffer `u` (resized; every value is overwritten).
+    pub fn new_in(
+        tile: &'static Tile,
+        cout: usize,
+        cin: usize,
+        wmod: &[f32],
+        mut u: Vec<f32>,
+    ) -> WinogradWeights {
         let a2 = tile.alpha * tile.alpha;
-        let mut u = vec![0.0f32; a2 * cout * cin];
+        u.resize(a2 * cout * cin, 0.0);
         u.par_chunks_mut(a2 * cin.max(1))
             .zip(wmod.par_chunks(9 * cin.max(1)))
             .for_each_init(Vec::new, |buf, (u_co, w_co)| {
