@@ -91,25 +91,11 @@ pub(crate) use dispatch_fma;
 /// Longest filter the resampling kernels handle (checked when a layer is built).
 pub(crate) const MAX_TAPS: usize = 64;
 
-/// Elements of `out` one block of [`weighted_sum`] keeps in registers: 64 f32 are eight AVX2
-/// (four AVX-512) accumulators, so that many independent multiply-add chains are in flight. (A
-/// loop over single vectors has one chain per iteration, and the FMA latency bounds it.)
-const BLOCK: usize = 64;
-
-/// `s[base..base + N]` as an array (the caller guarantees the length).
-#[inline(always)]
-fn block<const N: usize>(s: &[f32], base: usize) -> &[f32; N] {
-    match s[base..base + N].try_into() {
-        Ok(a) => a,
-        Err(_) => unreachable!("a slice of N elements converts to [f32; N]"),
-    }
-}
-
 /// `out[i] = (ACC ? out[i] : 0) + Σ_t taps[t] · srcs[t][i]` for `i < out.len()`, taps added in
-/// order (`taps[0]·srcs[0][i]` first, then one multiply-add per tap). `out` is walked in blocks
-/// of [`BLOCK`] elements held in registers while every tap is applied, so `out` is read and
-/// written once and the sources are read block by block (a block of all sources of a 2-D
-/// filter stays in L1). Every `srcs[t]` must be at least `out.len()` long.
+/// order (`taps[0]·srcs[0][i]` first, then one multiply-add per tap). Up to eight taps go into
+/// one pass over `out` (a loop shape LLVM vectorises; rows stay in L1), so a 6- or 8-tap filter
+/// reads and writes `out` once; the grouping does not change the result, since every pass
+/// continues the same chain of operations. Every `srcs[t]` must be at least `out.len()` long.
 #[inline(always)]
 pub(crate) fn weighted_sum<const FMA: bool, const ACC: bool>(
     out: &mut [f32],
@@ -117,59 +103,61 @@ pub(crate) fn weighted_sum<const FMA: bool, const ACC: bool>(
     taps: &[f32],
 ) {
     let k = srcs.len().min(taps.len());
+    // Without ACC the first pass writes `out` instead of accumulating.
+    let mut fresh = !ACC;
     if k == 0 {
-        if !ACC {
+        if fresh {
             out.fill(0.0);
         }
         return;
     }
-    let n = out.len();
-    let (srcs, taps) = (&srcs[..k], &taps[..k]);
-    for s in srcs {
-        assert!(
-            s.len() >= n,
-            "weighted_sum: a source is shorter than the output"
-        );
+    let mut t = 0;
+    while t < k {
+        let (s, w) = (&srcs[t..k], &taps[t..k]);
+        let used = match k - t {
+            1 => pass::<FMA, 1>(out, s, w, fresh),
+            2 => pass::<FMA, 2>(out, s, w, fresh),
+            3 => pass::<FMA, 3>(out, s, w, fresh),
+            4 => pass::<FMA, 4>(out, s, w, fresh),
+            5 => pass::<FMA, 5>(out, s, w, fresh),
+            6 => pass::<FMA, 6>(out, s, w, fresh),
+            7 => pass::<FMA, 7>(out, s, w, fresh),
+            _ => pass::<FMA, 8>(out, s, w, fresh),
+        };
+        fresh = false;
+        t += used;
     }
-    // Blocks of 64, then of 8 (one AVX2 vector; short rows such as Winograd tile rows), then
-    // single elements.
-    let done = blocks::<FMA, ACC, BLOCK>(out, 0, srcs, taps);
-    let done = blocks::<FMA, ACC, 8>(&mut out[done..], done, srcs, taps) + done;
-    blocks::<FMA, ACC, 1>(&mut out[done..], done, srcs, taps);
 }
 
-/// The whole blocks of `B` elements of [`weighted_sum`] over `out`, whose element 0 is element
-/// `off` of every source; returns how many elements were done.
+/// One pass of [`weighted_sum`] over the first `K` taps; returns `K`.
 #[inline(always)]
-fn blocks<const FMA: bool, const ACC: bool, const B: usize>(
+fn pass<const FMA: bool, const K: usize>(
     out: &mut [f32],
-    off: usize,
     srcs: &[&[f32]],
     taps: &[f32],
+    fresh: bool,
 ) -> usize {
-    let n = out.len() - out.len() % B;
-    for (bi, o) in out[..n].chunks_exact_mut(B).enumerate() {
-        let base = off + bi * B;
-        let mut acc = [0.0f32; B];
-        let first = if ACC {
-            acc.copy_from_slice(o);
-            0
-        } else {
-            let x = block::<B>(srcs[0], base);
-            for j in 0..B {
-                acc[j] = taps[0] * x[j];
+    let n = out.len();
+    let s: [&[f32]; K] = std::array::from_fn(|t| &srcs[t][..n]);
+    let w: [f32; K] = std::array::from_fn(|t| taps[t]);
+    if fresh {
+        for i in 0..n {
+            let mut acc = w[0] * s[0][i];
+            for t in 1..K {
+                acc = madd::<FMA>(acc, w[t], s[t][i]);
             }
-            1
-        };
-        for (s, &w) in srcs[first..].iter().zip(&taps[first..]) {
-            let x = block::<B>(s, base);
-            for j in 0..B {
-                acc[j] = madd::<FMA>(acc[j], w, x[j]);
-            }
+            out[i] = acc;
         }
-        o.copy_from_slice(&acc);
+    } else {
+        for i in 0..n {
+            let mut acc = out[i];
+            for t in 0..K {
+                acc = madd::<FMA>(acc, w[t], s[t][i]);
+            }
+            out[i] = acc;
+        }
     }
-    n
+    K
 }
 
 /// Interleaves `n` phase rows into `dst`: `dst[q·n + r] = src[r·stride + q]` for every
