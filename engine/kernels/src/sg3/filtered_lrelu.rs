@@ -120,6 +120,33 @@ pub(crate) enum DownTaps {
     Separable(Vec<f32>),
     /// `[T, T]` row-major.
     Radial(Vec<f32>),
+    /// A radial filter whose rows are mirror-symmetric (`g[a][b] = g[a][T−1−b]`, true of the
+    /// filters upstream designs): `taps [T][half]` are the first `half = ⌈T/2⌉` columns. An
+    /// output then costs `T·half` multiply-adds (plus `half` adds per tmp row) instead of `T²`.
+    RadialFolded {
+        taps: Vec<f32>,
+        half: usize,
+    },
+}
+
+impl DownTaps {
+    /// The down filter for the flipped 2-D taps `g [T, T]`: folded when every row is
+    /// mirror-symmetric (exactly, in f32), else the general form.
+    pub fn radial(g: Vec<f32>, t: usize) -> DownTaps {
+        let symmetric = t > 0
+            && g.len() == t * t
+            && g.chunks_exact(t)
+                .all(|row| (0..t).all(|b| row[b] == row[t - 1 - b]));
+        if !symmetric {
+            return DownTaps::Radial(g);
+        }
+        let half = t.div_ceil(2);
+        let taps = g
+            .chunks_exact(t)
+            .flat_map(|row| row[..half].iter().copied())
+            .collect();
+        DownTaps::RadialFolded { taps, half }
+    }
 }
 
 /// The nonlinearity between the filters.
@@ -317,6 +344,42 @@ fn channel_band_impl<const FMA: bool>(
                 }
                 weighted_sum::<FMA, false>(hd, &srcs[..k], &taps[..k]);
             }
+            DownTaps::RadialFolded { taps: gh, half } => {
+                // Rows of the filter are mirror-symmetric: fold this tmp row once into `half`
+                // pair sums `S_b = P_b + P_{T−1−b}`, which every output row using it shares.
+                let half = *half;
+                rows_down.resize(half * w_out, 0.0);
+                for (b, sb) in rows_down
+                    .chunks_exact_mut(w_out.max(1))
+                    .enumerate()
+                    .take(half)
+                {
+                    let start = (b % dn) * ph_len + b / dn;
+                    let lhs = &phases[start..start + w_out];
+                    let b2 = td - 1 - b;
+                    if b2 == b {
+                        sb.copy_from_slice(lhs);
+                    } else {
+                        let start2 = (b2 % dn) * ph_len + b2 / dn;
+                        let rhs = &phases[start2..start2 + w_out];
+                        for ((o, &l), &r) in sb.iter_mut().zip(lhs).zip(rhs) {
+                            *o = l + r;
+                        }
+                    }
+                }
+                let oy_first = (m + 1).saturating_sub(td).div_ceil(ay.down).max(oy0);
+                let oy_last = (m / ay.down).min(oy1 - 1);
+                let pairs: &[f32] = rows_down;
+                let mut srcs: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
+                for (b, src) in srcs.iter_mut().enumerate().take(half) {
+                    *src = &pairs[b * w_out..(b + 1) * w_out];
+                }
+                for oy in oy_first..=oy_last {
+                    let a = m - oy * ay.down;
+                    let dst = &mut out[(oy - oy0) * w_out..(oy - oy0 + 1) * w_out];
+                    weighted_sum::<FMA, true>(dst, &srcs[..half], &gh[a * half..(a + 1) * half]);
+                }
+            }
             DownTaps::Radial(g2) => {
                 // Output rows that use tmp row m: oy·D ≤ m < oy·D + T.
                 let oy_first = (m + 1).saturating_sub(td).div_ceil(ay.down).max(oy0);
@@ -460,83 +523,90 @@ mod tests {
             (2, 4, 9, 8, 5),
         ] {
             let fu: Vec<f32> = (0..4 * up.min(2)).map(|i| 0.1 + 0.03 * i as f32).collect();
-            let g: Vec<f32> = (0..td * td)
-                .map(|i| {
-                    let (a, b) = (i / td, i % td);
-                    0.05 + 0.02 * (a as f32) + 0.07 * (b as f32) * ((a % 3) as f32 - 0.5)
-                })
-                .collect();
-            let conv: Vec<f32> = (0..n_in * n_in)
-                .map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5)
-                .collect();
-            let run = |down: DownTaps| -> Vec<f32> {
-                let n_tmp = ((n_in * up) as i64 + 2 * lo - fu.len() as i64 + 1) as usize;
-                let plan = AxisPlan::new(n_in, up, Some(&fu), lo, 2, td, n_out);
-                assert_eq!(plan.n_tmp, (n_out - 1) * 2 + td);
-                assert!(n_tmp >= plan.n_tmp, "test geometry");
-                let rs = Resampler {
-                    x: plan.clone(),
-                    y: plan,
-                    down,
-                    act: Act {
-                        slope: 0.2,
-                        gain: 1.5,
-                        clamp: Some(2.5),
-                    },
+            // No symmetry (general path; catches row/column and flip mix-ups), and rows
+            // mirror-symmetric like upstream's filters (folded path).
+            for symmetric in [false, true] {
+                let g: Vec<f32> = (0..td * td)
+                    .map(|i| {
+                        let (a, b) = (i / td, i % td);
+                        let b = if symmetric { b.min(td - 1 - b) } else { b };
+                        0.05 + 0.02 * (a as f32) + 0.07 * (b as f32) * ((a % 3) as f32 - 0.5)
+                    })
+                    .collect();
+                let down = DownTaps::radial(g.clone(), td);
+                assert_eq!(matches!(down, DownTaps::RadialFolded { .. }), symmetric);
+                let conv: Vec<f32> = (0..n_in * n_in)
+                    .map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5)
+                    .collect();
+                let run = |down: DownTaps| -> Vec<f32> {
+                    let n_tmp = ((n_in * up) as i64 + 2 * lo - fu.len() as i64 + 1) as usize;
+                    let plan = AxisPlan::new(n_in, up, Some(&fu), lo, 2, td, n_out);
+                    assert_eq!(plan.n_tmp, (n_out - 1) * 2 + td);
+                    assert!(n_tmp >= plan.n_tmp, "test geometry");
+                    let rs = Resampler {
+                        x: plan.clone(),
+                        y: plan,
+                        down,
+                        act: Act {
+                            slope: 0.2,
+                            gain: 1.5,
+                            clamp: Some(2.5),
+                        },
+                    };
+                    let mut out = vec![f32::NAN; n_out * n_out];
+                    let mut scratch = BandScratch::default();
+                    let mid = 3;
+                    let (r0, _) = rs.conv_rows(mid, n_out);
+                    rs.channel_band(
+                        &conv,
+                        0,
+                        0.25,
+                        0,
+                        mid,
+                        &mut out[..mid * n_out],
+                        &mut scratch,
+                    );
+                    rs.channel_band(
+                        &conv[r0 * n_in..],
+                        r0,
+                        0.25,
+                        mid,
+                        n_out,
+                        &mut out[mid * n_out..],
+                        &mut scratch,
+                    );
+                    out
                 };
-                let mut out = vec![f32::NAN; n_out * n_out];
-                let mut scratch = BandScratch::default();
-                let mid = 3;
-                let (r0, _) = rs.conv_rows(mid, n_out);
-                rs.channel_band(
-                    &conv,
-                    0,
-                    0.25,
-                    0,
-                    mid,
-                    &mut out[..mid * n_out],
-                    &mut scratch,
-                );
-                rs.channel_band(
-                    &conv[r0 * n_in..],
-                    r0,
-                    0.25,
-                    mid,
-                    n_out,
-                    &mut out[mid * n_out..],
-                    &mut scratch,
-                );
-                out
-            };
-            let got = run(DownTaps::Radial(g.clone()));
-            // direct 2-D: upsample x then y, activation, then the T×T correlation at stride 2
-            let biased: Vec<f32> = conv.iter().map(|v| v + 0.25).collect();
-            let up_x: Vec<Vec<f32>> = biased
-                .chunks(n_in)
-                .map(|row| reference_lin(row, up, &fu, lo, lo))
-                .collect();
-            let w_tmp = up_x[0].len();
-            let mut t: Vec<Vec<f32>> = Vec::new();
-            for x in 0..w_tmp {
-                let col: Vec<f32> = up_x.iter().map(|r| r[x]).collect();
-                let c = reference_lin(&col, up, &fu, lo, lo);
-                if t.is_empty() {
-                    t = vec![vec![0.0f32; w_tmp]; c.len()];
-                }
-                for (yy, v) in c.into_iter().enumerate() {
-                    t[yy][x] = ((if v < 0.0 { v * 0.2 } else { v }) * 1.5).clamp(-2.5, 2.5);
-                }
-            }
-            for oy in 0..n_out {
-                for ox in 0..n_out {
-                    let mut e = 0.0f64;
-                    for a in 0..td {
-                        for b in 0..td {
-                            e += g[a * td + b] as f64 * t[oy * 2 + a][ox * 2 + b] as f64;
-                        }
+                let got = run(down);
+                // direct 2-D: upsample x then y, activation, then the T×T correlation at stride 2
+                let biased: Vec<f32> = conv.iter().map(|v| v + 0.25).collect();
+                let up_x: Vec<Vec<f32>> = biased
+                    .chunks(n_in)
+                    .map(|row| reference_lin(row, up, &fu, lo, lo))
+                    .collect();
+                let w_tmp = up_x[0].len();
+                let mut t: Vec<Vec<f32>> = Vec::new();
+                for x in 0..w_tmp {
+                    let col: Vec<f32> = up_x.iter().map(|r| r[x]).collect();
+                    let c = reference_lin(&col, up, &fu, lo, lo);
+                    if t.is_empty() {
+                        t = vec![vec![0.0f32; w_tmp]; c.len()];
                     }
-                    let v = got[oy * n_out + ox];
-                    assert!((v as f64 - e).abs() < 1e-4, "({oy},{ox}) {v} vs {e}");
+                    for (yy, v) in c.into_iter().enumerate() {
+                        t[yy][x] = ((if v < 0.0 { v * 0.2 } else { v }) * 1.5).clamp(-2.5, 2.5);
+                    }
+                }
+                for oy in 0..n_out {
+                    for ox in 0..n_out {
+                        let mut e = 0.0f64;
+                        for a in 0..td {
+                            for b in 0..td {
+                                e += g[a * td + b] as f64 * t[oy * 2 + a][ox * 2 + b] as f64;
+                            }
+                        }
+                        let v = got[oy * n_out + ox];
+                        assert!((v as f64 - e).abs() < 1e-4, "({oy},{ox}) {v} vs {e}");
+                    }
                 }
             }
         }

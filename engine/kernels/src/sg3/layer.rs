@@ -123,7 +123,7 @@ impl Sg3Layer {
             None => DownTaps::Separable(vec![1.0; 1]),
             Some(f) if spec.down_radial => {
                 // g[a][b] = f[T−1−a][T−1−b]
-                DownTaps::Radial(f.iter().rev().copied().collect())
+                DownTaps::radial(f.iter().rev().copied().collect(), td)
             }
             Some(f) => DownTaps::Separable(f.iter().rev().copied().collect()),
         };
