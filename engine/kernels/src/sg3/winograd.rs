@@ -304,7 +304,8 @@ dispatch_fma!(fn input_channel(
 ) => input_channel_impl);
 
 /// `V = Bᵀ·d·B` for one input channel and every tile of `n_rows` tile rows starting at output
-/// row `row_lo`, into `v [α²][tiles]`.
+/// row `row_lo`, into `v [α²][tiles]`. The vertical pass runs per tile row; the horizontal one
+/// over all tile rows at once (long vectors), with the same operations per value.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn input_channel_impl<const FMA: bool>(
@@ -323,9 +324,14 @@ fn input_channel_impl<const FMA: bool>(
     // Padded rows: input columns −2 .. m·(tiles_x + 1) − 2, so every window and phase fits.
     let pw = m * (tiles_x + 1);
     let ph = tiles_x + 1;
-    buf.resize(2 * a * pw + m * ph, 0.0);
+    // Phases of every vertically transformed row: `phases[(r·m + p)·n_rows·ph + ty·ph + q]` is
+    // column `m·q + p` of row r of tile row ty.
+    let plen = n_rows * ph;
+    let run = (n_rows - 1) * ph + tiles_x;
+    buf.resize(2 * a * pw + a * m * plen + run, 0.0);
     let (drows, rest) = buf.split_at_mut(a * pw);
-    let (trows, phases) = rest.split_at_mut(a * pw);
+    let (trows, rest) = rest.split_at_mut(a * pw);
+    let (phases, hsum) = rest.split_at_mut(a * m * plen);
     let mut taps = [0.0f32; 8];
     let bt_terms = all_row_terms(tile.bt, a, a);
     for ty in 0..n_rows {
@@ -350,19 +356,31 @@ fn input_channel_impl<const FMA: bool>(
             }
             weighted_sum::<FMA, false>(t, &srcs[..n], &taps[..n]);
         }
-        // horizontal: column m·tx + j of t_r is phase (j mod m) at tx + j div m
+        // split each row into its m phases (column m·q + p -> phase p, position q)
         for (r, t) in trows.chunks_exact(pw).enumerate() {
-            deinterleave(phases, &t[..m * ph], m, ph);
-            let phases_ref: &[f32] = phases;
-            for (c, &(terms, n)) in bt_terms.iter().enumerate().take(a) {
-                let mut srcs: [&[f32]; 8] = [&[]; 8];
-                for (k, &(j, val)) in terms[..n].iter().enumerate() {
-                    let start = (j % m) * ph + j / m;
-                    srcs[k] = &phases_ref[start..start + tiles_x];
-                    taps[k] = val;
-                }
-                let base = (r * a + c) * tiles + ty * tiles_x;
+            let dst = &mut phases[r * m * plen + ty * ph..];
+            deinterleave(dst, &t[..m * ph], m, plen);
+        }
+    }
+    // horizontal: column m·tx + j of row r is phase (j mod m) at tx + j div m
+    let phases_ref: &[f32] = phases;
+    for r in 0..a {
+        let row_phases = &phases_ref[r * m * plen..(r + 1) * m * plen];
+        for (c, &(terms, n)) in bt_terms.iter().enumerate().take(a) {
+            let mut srcs: [&[f32]; 8] = [&[]; 8];
+            for (k, &(j, val)) in terms[..n].iter().enumerate() {
+                let start = (j % m) * plen + j / m;
+                srcs[k] = &row_phases[start..start + run];
+                taps[k] = val;
+            }
+            let base = (r * a + c) * tiles;
+            if n_rows == 1 {
                 weighted_sum::<FMA, false>(&mut v[base..base + tiles_x], &srcs[..n], &taps[..n]);
+            } else {
+                weighted_sum::<FMA, false>(hsum, &srcs[..n], &taps[..n]);
+                for (ty, dst) in v[base..base + tiles].chunks_exact_mut(tiles_x).enumerate() {
+                    dst.copy_from_slice(&hsum[ty * ph..ty * ph + tiles_x]);
+                }
             }
         }
     }
@@ -381,7 +399,9 @@ dispatch_fma!(fn output_channel(
 ) => output_channel_impl);
 
 /// `Y = Aᵀ·M·A` for output channel `co` of `mm [α²][cout][tiles]` into `rows` (`ow` wide; the
-/// rows and columns of the last tiles beyond the output are dropped).
+/// rows and columns of the last tiles beyond the output are dropped). Both passes run over all
+/// `tiles` of the chunk at once (long vectors, instead of one tile row of `tiles_x` at a time),
+/// with the same operations per value.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn output_channel_impl<const FMA: bool>(
@@ -396,34 +416,36 @@ fn output_channel_impl<const FMA: bool>(
     buf: &mut Vec<f32>,
 ) {
     let (m, a) = (tile.m, tile.alpha);
-    buf.resize((a + m) * tiles_x, 0.0);
-    let (s, y) = buf.split_at_mut(a * tiles_x);
+    buf.resize((a + m) * tiles, 0.0);
+    let (s, y) = buf.split_at_mut(a * tiles);
     let mut taps = [0.0f32; 8];
     let at_terms = all_row_terms(tile.at, a, m);
-    for (oy, out_row) in rows.chunks_exact_mut(ow).enumerate() {
-        let (ty, sub) = (oy / m, oy % m);
+    for sub in 0..m {
         let (terms, n) = at_terms[sub];
-        // S[j] = Σ_ξ Aᵀ[sub][ξ] · M[ξ][j] (vertical), one run of tiles per column j
-        for (j, sj) in s.chunks_exact_mut(tiles_x).enumerate() {
+        // S[j] = Σ_ξ Aᵀ[sub][ξ] · M[ξ][j] (vertical), over every tile
+        for (j, sj) in s.chunks_exact_mut(tiles.max(1)).enumerate() {
             let mut srcs: [&[f32]; 8] = [&[]; 8];
             for (k, &(xi, val)) in terms[..n].iter().enumerate() {
-                let base = ((xi * a + j) * cout + co) * tiles + ty * tiles_x;
-                srcs[k] = &mm[base..base + tiles_x];
+                let base = ((xi * a + j) * cout + co) * tiles;
+                srcs[k] = &mm[base..base + tiles];
                 taps[k] = val;
             }
             weighted_sum::<FMA, false>(sj, &srcs[..n], &taps[..n]);
         }
-        // Y[ox] = Σ_j Aᵀ[ox][j] · S[j] (horizontal), then interleave into the row
+        // Y[ox] = Σ_j Aᵀ[ox][j] · S[j] (horizontal)
         let s_ref: &[f32] = s;
-        for (ox, yo) in y.chunks_exact_mut(tiles_x).enumerate() {
+        for (ox, yo) in y.chunks_exact_mut(tiles.max(1)).enumerate() {
             let mut srcs: [&[f32]; 8] = [&[]; 8];
             let (terms, n) = at_terms[ox];
             for (k, &(j, val)) in terms[..n].iter().enumerate() {
-                srcs[k] = &s_ref[j * tiles_x..(j + 1) * tiles_x];
+                srcs[k] = &s_ref[j * tiles..(j + 1) * tiles];
                 taps[k] = val;
             }
             weighted_sum::<FMA, false>(yo, &srcs[..n], &taps[..n]);
         }
-        interleave(out_row, y, m, tiles_x);
+        // output row ty·m + sub gets column m·tx + ox = Y[ox][ty·tiles_x + tx]
+        for (ty, out_row) in rows.chunks_exact_mut(ow).skip(sub).step_by(m).enumerate() {
+            interleave(out_row, &y[ty * tiles_x..], m, tiles);
+        }
     }
 }
