@@ -16,6 +16,7 @@
 //! (polyphase up-filter, nonlinearity, down-filter evaluated only at kept samples), and both
 //! are parallel over rayon's pool; a layer never holds its ×2 upsampled intermediate.
 
+pub(crate) mod buffer_pool;
 pub mod builtin;
 pub mod default_init;
 pub mod fc;

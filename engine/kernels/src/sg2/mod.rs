@@ -39,6 +39,7 @@ mod ops;
 pub use config::{Architecture, Sg2Config};
 pub use init::{default_init, state_dict_entries, EntryKind, InitRule, StateEntry};
 
+use crate::buffer_pool::BufferPool;
 use crate::model::{Control, Features, ModelError, NoiseMode};
 use crate::tensor_map::TensorMap;
 use ops::{Act, ConvScratch, Epilogue, Fir4};
@@ -158,43 +159,18 @@ struct Scratch {
     wmod: Vec<f32>,
     noise: Vec<f32>,
     /// Feature/image buffers recycled between layers.
-    pool: Vec<Vec<f32>>,
+    pool: BufferPool,
 }
 
 impl Scratch {
     /// A buffer of `len` values from the pool (contents unspecified, every value will be
     /// overwritten by the caller).
     fn take(&mut self, len: usize) -> Vec<f32> {
-        // The smallest pooled buffer that is big enough, else the biggest one (grown).
-        let pick = self
-            .pool
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.capacity() >= len)
-            .min_by_key(|(_, b)| b.capacity())
-            .or_else(|| {
-                self.pool
-                    .iter()
-                    .enumerate()
-                    .max_by_key(|(_, b)| b.capacity())
-            })
-            .map(|(i, _)| i);
-        let mut buf = match pick {
-            Some(i) => self.pool.swap_remove(i),
-            None => Vec::new(),
-        };
-        if buf.len() >= len {
-            buf.truncate(len);
-        } else {
-            buf.resize(len, 0.0);
-        }
-        buf
+        self.pool.take(len)
     }
 
     fn put(&mut self, buf: Vec<f32>) {
-        if buf.capacity() > 0 {
-            self.pool.push(buf);
-        }
+        self.pool.put(buf)
     }
 }
 

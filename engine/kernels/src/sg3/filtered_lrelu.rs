@@ -450,28 +450,7 @@ mod tests {
             let conv: Vec<f32> = (0..n_in * n_in)
                 .map(|i| ((i * 7919) % 23) as f32 / 7.0 - 1.5)
                 .collect();
-            let mut out = vec![0.0f32; n_out * n_out];
-            let mut scratch = BandScratch::default();
-            let mid = n_out / 2;
-            rs.channel_band(
-                &conv,
-                0,
-                0.25,
-                0,
-                mid,
-                &mut out[..mid * n_out],
-                &mut scratch,
-            );
-            let (r0, _) = rs.conv_rows(mid, n_out);
-            rs.channel_band(
-                &conv[r0 * n_in..],
-                r0,
-                0.25,
-                mid,
-                n_out,
-                &mut out[mid * n_out..],
-                &mut scratch,
-            );
+            let out = two_bands(&rs, &conv, n_in, n_out, n_out / 2);
             // 2-D reference: x pass, then y pass, then the activation, then the down passes.
             let biased: Vec<f32> = conv.iter().map(|v| v + 0.25).collect();
             let up_x: Vec<Vec<f32>> = biased
@@ -553,29 +532,7 @@ mod tests {
                             clamp: Some(2.5),
                         },
                     };
-                    let mut out = vec![f32::NAN; n_out * n_out];
-                    let mut scratch = BandScratch::default();
-                    let mid = 3;
-                    let (r0, _) = rs.conv_rows(mid, n_out);
-                    rs.channel_band(
-                        &conv,
-                        0,
-                        0.25,
-                        0,
-                        mid,
-                        &mut out[..mid * n_out],
-                        &mut scratch,
-                    );
-                    rs.channel_band(
-                        &conv[r0 * n_in..],
-                        r0,
-                        0.25,
-                        mid,
-                        n_out,
-                        &mut out[mid * n_out..],
-                        &mut scratch,
-                    );
-                    out
+                    two_bands(&rs, &conv, n_in, n_out, 3)
                 };
                 let got = run(down);
                 // direct 2-D: upsample x then y, activation, then the T×T correlation at stride 2
@@ -610,6 +567,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Output rows `[0, mid)` and `[mid, n_out)` of one channel as two bands (bias 0.25), the
+    /// second reading only the conv rows it needs; unwritten values stay NaN.
+    fn two_bands(rs: &Resampler, conv: &[f32], n_in: usize, n_out: usize, mid: usize) -> Vec<f32> {
+        let mut out = vec![f32::NAN; n_out * n_out];
+        let mut scratch = BandScratch::default();
+        let (head, tail) = out.split_at_mut(mid * n_out);
+        rs.channel_band(conv, 0, 0.25, 0, mid, head, &mut scratch);
+        let (r0, _) = rs.conv_rows(mid, n_out);
+        rs.channel_band(&conv[r0 * n_in..], r0, 0.25, mid, n_out, tail, &mut scratch);
+        out
     }
 
     /// Linear part of the reference (zero-stuff, pad, convolve with f·U).

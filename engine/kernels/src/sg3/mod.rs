@@ -17,6 +17,7 @@ pub mod layer;
 mod modconv;
 mod winograd;
 
+use crate::buffer_pool::BufferPool;
 pub use config::{InputSpec, LayerSpec, Sg3Config, Sg3Kind, Sg3Schedule};
 pub use input::{user_transform, Sg3Input};
 use layer::LayerScratch;
@@ -65,33 +66,7 @@ impl std::fmt::Debug for Sg3Synthesis {
 #[derive(Default)]
 struct ForwardScratch {
     layer: LayerScratch,
-    maps: Vec<Vec<f32>>,
-}
-
-impl ForwardScratch {
-    /// A map of `len` values (contents unspecified: the layer writes every value). The
-    /// smallest kept one that is big enough, else the biggest one, grown.
-    fn take(&mut self, len: usize) -> Vec<f32> {
-        let pick = self
-            .maps
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| b.capacity() >= len)
-            .min_by_key(|(_, b)| b.capacity())
-            .or_else(|| {
-                self.maps
-                    .iter()
-                    .enumerate()
-                    .max_by_key(|(_, b)| b.capacity())
-            })
-            .map(|(i, _)| i);
-        let mut buf = match pick {
-            Some(i) => self.maps.swap_remove(i),
-            None => Vec::new(),
-        };
-        buf.resize(len, 0.0);
-        buf
-    }
+    maps: BufferPool,
 }
 
 impl Sg3Synthesis {
@@ -285,7 +260,9 @@ impl Sg3Synthesis {
             let mut result = Ok(());
             for (i, (layer, cost)) in self.layers.iter().zip(&costs).enumerate() {
                 let spec = layer.spec();
-                let mut out = scratch.take(spec.out_channels * spec.out_size * spec.out_size);
+                let mut out = scratch
+                    .maps
+                    .take(spec.out_channels * spec.out_size * spec.out_size);
                 let before = done;
                 result = layer.forward_one_in(
                     &x,
@@ -295,7 +272,7 @@ impl Sg3Synthesis {
                     &mut |f| ctl.progress((before + f * cost) / total),
                     &mut scratch.layer,
                 );
-                scratch.maps.push(std::mem::replace(&mut x, out));
+                scratch.maps.put(std::mem::replace(&mut x, out));
                 if result.is_err() {
                     break;
                 }
@@ -305,7 +282,7 @@ impl Sg3Synthesis {
                 let scale = self.schedule.output_scale as f32;
                 image.extend(x.iter().map(|&v| v * scale));
             }
-            scratch.maps.push(x);
+            scratch.maps.put(x);
             self.return_scratch(scratch);
             result?;
         }
