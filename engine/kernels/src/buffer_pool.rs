@@ -40,6 +40,46 @@ impl BufferPool {
     }
 }
 
+/// The working memory a network keeps between calls: a call takes a set (or a fresh one when
+/// another call holds it) and gives it back when done.
+pub(crate) struct ScratchCache<T> {
+    kept: std::sync::Mutex<Vec<T>>,
+}
+
+impl<T> Default for ScratchCache<T> {
+    fn default() -> Self {
+        ScratchCache {
+            kept: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T: Default> ScratchCache<T> {
+    pub fn take(&self) -> T {
+        self.kept
+            .lock()
+            .ok()
+            .and_then(|mut kept| kept.pop())
+            .unwrap_or_default()
+    }
+
+    pub fn give_back(&self, scratch: T) {
+        if let Ok(mut kept) = self.kept.lock() {
+            // One set is enough for sequential use; concurrent callers allocate their own.
+            if kept.is_empty() {
+                kept.push(scratch);
+            }
+        }
+    }
+
+    /// Frees what is kept.
+    pub fn clear(&self) {
+        if let Ok(mut kept) = self.kept.lock() {
+            kept.clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,7 @@ use rayon::prelude::*;
 use crate::filter_design::sg3_lowpass_filter;
 use crate::mapping::MappingNetwork;
 use crate::model::{ModelError, NoControl};
-use crate::sg3::{Sg3Config, Sg3Generator, Sg3Input, Sg3Layer};
+use crate::sg3::{LayerScratch, Sg3Config, Sg3Generator, Sg3Input, Sg3Layer};
 use crate::tensor_map::TensorMap;
 use stylegraph_rng::RandomState;
 
@@ -299,6 +299,7 @@ fn calibrate(map: &mut TensorMap, cfg: &Sg3Config, image_std: f32) -> Result<(),
     let wd = cfg.w_dim;
     let mut x = vec![0.0f32; sched.input.channels * sched.input.size * sched.input.size];
     input.forward_one(&ws[..wd], None, &mut x);
+    let mut scratch = LayerScratch::default();
     for (i, spec) in sched.layers.iter().enumerate() {
         let ms = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len().max(1) as f64;
         map.insert(
@@ -314,6 +315,7 @@ fn calibrate(map: &mut TensorMap, cfg: &Sg3Config, image_std: f32) -> Result<(),
             &mut out,
             &NoControl,
             &mut |_| {},
+            &mut scratch,
         )?;
         if spec.is_torgb && image_std > 0.0 {
             calibrate_torgb(
@@ -356,6 +358,7 @@ fn calibrate_torgb(
     let mut sum = vec![0.0f64; channels];
     let mut sum_sq = vec![0.0f64; channels];
     let mut out = vec![0.0f32; channels * plane];
+    let mut scratch = LayerScratch::default();
     let c = if cfg.c_dim > 0 {
         Some(vec![0.0f32; cfg.c_dim])
     } else {
@@ -364,7 +367,7 @@ fn calibrate_torgb(
     for seed in 0..CALIBRATION_SEEDS {
         let z = stylegraph_rng::z_from_seed(seed, cfg.z_dim);
         let w = mapping.forward(&z, c.as_deref(), 1)?;
-        layer.forward_one(x, &w, &mut out, &NoControl, &mut |_| {})?;
+        layer.forward_one(x, &w, &mut out, &NoControl, &mut |_| {}, &mut scratch)?;
         for ((ch, &b), (s, s2)) in out
             .chunks_exact(plane.max(1))
             .zip(&bias)

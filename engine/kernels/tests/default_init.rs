@@ -167,7 +167,7 @@ fn forward_reuses_scratch_without_carrying_state_between_calls() {
         let batch = syn.forward(&both, 2, None, &NoControl).unwrap();
         assert_eq!(batch[..b.len()], b[..], "{kind:?}: batch sample 0");
         assert_eq!(batch[b.len()..], fresh[..], "{kind:?}: batch sample 1");
-        // layer by layer (fresh buffers every layer)
+        // layer by layer (a fresh output map per layer)
         let mut x = syn.input_forward(&wa, 1, None).unwrap();
         for i in 0..syn.layers().len() {
             x = syn.layer_forward(i, &x, &wa).unwrap();

@@ -39,7 +39,7 @@ mod ops;
 pub use config::{Architecture, Sg2Config};
 pub use init::{default_init, state_dict_entries, EntryKind, InitRule, StateEntry};
 
-use crate::buffer_pool::BufferPool;
+use crate::buffer_pool::{BufferPool, ScratchCache};
 use crate::model::{Control, Features, ModelError, NoiseMode};
 use crate::tensor_map::TensorMap;
 use ops::{Act, ConvScratch, Epilogue, Fir4};
@@ -209,7 +209,7 @@ pub struct Sg2Synthesis {
     img_channels: usize,
     resolution: usize,
     /// Scratch memory of finished calls, reused by the next ones.
-    scratch: std::sync::Mutex<Vec<Scratch>>,
+    scratch: ScratchCache<Scratch>,
     /// Use the portable im2col + GEMM convolutions even where the direct kernel can run
     /// (tests compare the two).
     force_gemm: bool,
@@ -374,7 +374,7 @@ impl Sg2Synthesis {
             w_dim,
             img_channels: cfg.img_channels,
             resolution: cfg.img_resolution,
-            scratch: std::sync::Mutex::new(Vec::new()),
+            scratch: Default::default(),
             force_gemm: false,
         })
     }
@@ -443,7 +443,7 @@ impl Sg2Synthesis {
             done: 0.0,
             total,
         };
-        let mut scratch = self.take_scratch();
+        let mut scratch = self.scratch.take();
         let mut out = Vec::with_capacity(n * img_len);
         let mut result = Ok(());
         for s in 0..n {
@@ -459,33 +459,14 @@ impl Sg2Synthesis {
                 }
             }
         }
-        self.return_scratch(scratch);
+        self.scratch.give_back(scratch);
         result.map(|()| out)
     }
 
     /// Frees the scratch memory kept between calls (a few feature maps of the highest
     /// resolution, about 0.5 GB for a 1024x1024 network).
     pub fn release_memory(&self) {
-        if let Ok(mut cache) = self.scratch.lock() {
-            cache.clear();
-        }
-    }
-
-    fn take_scratch(&self) -> Scratch {
-        self.scratch
-            .lock()
-            .ok()
-            .and_then(|mut cache| cache.pop())
-            .unwrap_or_default()
-    }
-
-    fn return_scratch(&self, scratch: Scratch) {
-        if let Ok(mut cache) = self.scratch.lock() {
-            // One set is enough for sequential use; concurrent callers allocate their own.
-            if cache.is_empty() {
-                cache.push(scratch);
-            }
-        }
+        self.scratch.clear();
     }
 
     /// Runs block `block_index` on a batch: `x` is the previous block's features
@@ -543,7 +524,7 @@ impl Sg2Synthesis {
             done: 0.0,
             total: block.macs() * n as f64,
         };
-        let mut scratch = self.take_scratch();
+        let mut scratch = self.scratch.take();
         let r = self.run_block(
             block,
             x,
@@ -555,7 +536,7 @@ impl Sg2Synthesis {
             tap,
             &mut scratch,
         );
-        self.return_scratch(scratch);
+        self.scratch.give_back(scratch);
         r
     }
 

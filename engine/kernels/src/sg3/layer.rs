@@ -196,21 +196,11 @@ impl Sg3Layer {
     }
 
     /// One sample: `x [Cin, in, in]`, `w [w_dim]` -> `out [Cout, out, out]`. Calls
-    /// `progress(fraction of this layer)` after each band and stops when cancelled.
+    /// `progress(fraction of this layer)` after each band and stops when cancelled. `scratch`
+    /// is working memory the caller may keep across layers and calls (then steady-state
+    /// forwards neither allocate nor fault in fresh pages).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward_one(
-        &self,
-        x: &[f32],
-        w: &[f32],
-        out: &mut [f32],
-        ctl: &dyn Control,
-        progress: &mut dyn FnMut(f64),
-    ) -> Result<(), ModelError> {
-        self.forward_one_in(x, w, out, ctl, progress, &mut LayerScratch::default())
-    }
-
-    /// [`Sg3Layer::forward_one`] with caller-kept scratch memory (reused across layers and
-    /// calls, so steady-state forwards do not allocate, nor fault in fresh pages).
-    pub(crate) fn forward_one_in(
         &self,
         x: &[f32],
         w: &[f32],

@@ -17,10 +17,10 @@ pub mod layer;
 mod modconv;
 mod winograd;
 
-use crate::buffer_pool::BufferPool;
+use crate::buffer_pool::{BufferPool, ScratchCache};
 pub use config::{InputSpec, LayerSpec, Sg3Config, Sg3Kind, Sg3Schedule};
 pub use input::{user_transform, Sg3Input};
-use layer::LayerScratch;
+pub(crate) use layer::LayerScratch;
 pub use layer::Sg3Layer;
 
 use crate::mapping::MappingNetwork;
@@ -37,7 +37,7 @@ pub struct Sg3Synthesis {
     input: Sg3Input,
     layers: Vec<Sg3Layer>,
     /// Scratch memory of finished calls, reused by the next ones.
-    scratch: std::sync::Mutex<Vec<ForwardScratch>>,
+    scratch: ScratchCache<ForwardScratch>,
 }
 
 impl Clone for Sg3Synthesis {
@@ -211,14 +211,25 @@ impl Sg3Synthesis {
         }
         let mut out = Features::zeros(n, spec.out_channels, spec.out_size, spec.out_size);
         let out_len = spec.out_channels * spec.out_size * spec.out_size;
+        let mut scratch = self.scratch.take();
+        let mut result = Ok(());
         for s in 0..n {
             let w = self.w_row(ws, s, i + 1);
             let dst = &mut out.data[s * out_len..(s + 1) * out_len];
-            layer.forward_one(x.sample(s), w, dst, ctl, &mut |f| {
-                progress((s as f64 + f) / n as f64)
-            })?;
+            result = layer.forward_one(
+                x.sample(s),
+                w,
+                dst,
+                ctl,
+                &mut |f| progress((s as f64 + f) / n as f64),
+                &mut scratch.layer,
+            );
+            if result.is_err() {
+                break;
+            }
         }
-        Ok(out)
+        self.scratch.give_back(scratch);
+        result.map(|()| out)
     }
 
     /// `x · output_scale`: turns the last layer's output into the image.
@@ -255,7 +266,7 @@ impl Sg3Synthesis {
             let one_ws =
                 &ws[s * self.num_ws() * self.w_dim()..(s + 1) * self.num_ws() * self.w_dim()];
             let x = self.input_forward(one_ws, 1, transform)?;
-            let mut scratch = self.take_scratch();
+            let mut scratch = self.scratch.take();
             let mut x = x.data;
             let mut result = Ok(());
             for (i, (layer, cost)) in self.layers.iter().zip(&costs).enumerate() {
@@ -264,7 +275,7 @@ impl Sg3Synthesis {
                     .maps
                     .take(spec.out_channels * spec.out_size * spec.out_size);
                 let before = done;
-                result = layer.forward_one_in(
+                result = layer.forward_one(
                     &x,
                     self.w_row(one_ws, 0, i + 1),
                     &mut out,
@@ -283,7 +294,7 @@ impl Sg3Synthesis {
                 image.extend(x.iter().map(|&v| v * scale));
             }
             scratch.maps.put(x);
-            self.return_scratch(scratch);
+            self.scratch.give_back(scratch);
             result?;
         }
         ctl.progress(1.0);
@@ -293,26 +304,7 @@ impl Sg3Synthesis {
     /// Frees the scratch memory kept between calls (about the size of the two largest feature
     /// maps, plus one layer's weights).
     pub fn release_memory(&self) {
-        if let Ok(mut cache) = self.scratch.lock() {
-            cache.clear();
-        }
-    }
-
-    fn take_scratch(&self) -> ForwardScratch {
-        self.scratch
-            .lock()
-            .ok()
-            .and_then(|mut cache| cache.pop())
-            .unwrap_or_default()
-    }
-
-    fn return_scratch(&self, scratch: ForwardScratch) {
-        if let Ok(mut cache) = self.scratch.lock() {
-            // One set is enough for sequential use; concurrent callers allocate their own.
-            if cache.is_empty() {
-                cache.push(scratch);
-            }
-        }
+        self.scratch.clear();
     }
 }
 
