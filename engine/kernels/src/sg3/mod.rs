@@ -259,44 +259,41 @@ impl Sg3Synthesis {
         let costs: Vec<f64> = self.layers.iter().map(|l| l.cost()).collect();
         let total: f64 = costs.iter().sum::<f64>() * n as f64;
         let mut done = 0.0f64;
-        for s in 0..n {
-            if ctl.is_cancelled() {
-                return Err(ModelError::Cancelled);
-            }
-            let one_ws =
-                &ws[s * self.num_ws() * self.w_dim()..(s + 1) * self.num_ws() * self.w_dim()];
-            let x = self.input_forward(one_ws, 1, transform)?;
-            let mut scratch = self.scratch.take();
-            let mut x = x.data;
-            let mut result = Ok(());
-            for (i, (layer, cost)) in self.layers.iter().zip(&costs).enumerate() {
-                let spec = layer.spec();
-                let mut out = scratch
-                    .maps
-                    .take(spec.out_channels * spec.out_size * spec.out_size);
-                let before = done;
-                result = layer.forward_one(
-                    &x,
-                    self.w_row(one_ws, 0, i + 1),
-                    &mut out,
-                    ctl,
-                    &mut |f| ctl.progress((before + f * cost) / total),
-                    &mut scratch.layer,
-                );
-                scratch.maps.put(std::mem::replace(&mut x, out));
-                if result.is_err() {
-                    break;
+        let mut scratch = self.scratch.take();
+        let mut run = || -> Result<(), ModelError> {
+            for s in 0..n {
+                if ctl.is_cancelled() {
+                    return Err(ModelError::Cancelled);
                 }
-                done += cost;
-            }
-            if result.is_ok() {
+                let one_ws =
+                    &ws[s * self.num_ws() * self.w_dim()..(s + 1) * self.num_ws() * self.w_dim()];
+                let mut x = self.input_forward(one_ws, 1, transform)?.data;
+                for (i, (layer, cost)) in self.layers.iter().zip(&costs).enumerate() {
+                    let spec = layer.spec();
+                    let mut out = scratch
+                        .maps
+                        .take(spec.out_channels * spec.out_size * spec.out_size);
+                    let before = done;
+                    layer.forward_one(
+                        &x,
+                        self.w_row(one_ws, 0, i + 1),
+                        &mut out,
+                        ctl,
+                        &mut |f| ctl.progress((before + f * cost) / total),
+                        &mut scratch.layer,
+                    )?;
+                    scratch.maps.put(std::mem::replace(&mut x, out));
+                    done += cost;
+                }
                 let scale = self.schedule.output_scale as f32;
                 image.extend(x.iter().map(|&v| v * scale));
+                scratch.maps.put(x);
             }
-            scratch.maps.put(x);
-            self.scratch.give_back(scratch);
-            result?;
-        }
+            Ok(())
+        };
+        let result = run();
+        self.scratch.give_back(scratch);
+        result?;
         ctl.progress(1.0);
         Ok(image)
     }

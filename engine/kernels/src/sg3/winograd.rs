@@ -373,14 +373,12 @@ fn input_channel_impl<const FMA: bool>(
                 srcs[k] = &row_phases[start..start + run];
                 taps[k] = val;
             }
+            // one long sum over every tile row (rows `ph` apart), then the `tiles_x` values of
+            // each row into V
+            weighted_sum::<FMA, false>(hsum, &srcs[..n], &taps[..n]);
             let base = (r * a + c) * tiles;
-            if n_rows == 1 {
-                weighted_sum::<FMA, false>(&mut v[base..base + tiles_x], &srcs[..n], &taps[..n]);
-            } else {
-                weighted_sum::<FMA, false>(hsum, &srcs[..n], &taps[..n]);
-                for (ty, dst) in v[base..base + tiles].chunks_exact_mut(tiles_x).enumerate() {
-                    dst.copy_from_slice(&hsum[ty * ph..ty * ph + tiles_x]);
-                }
+            for (ty, dst) in v[base..base + tiles].chunks_exact_mut(tiles_x).enumerate() {
+                dst.copy_from_slice(&hsum[ty * ph..ty * ph + tiles_x]);
             }
         }
     }
