@@ -8,6 +8,11 @@
 //! measure there: with its `x86-v4` feature it dispatches to AVX-512 micro-kernels at run time
 //! (`matrixmultiply` tops out at AVX2/FMA), and it runs its parallel loops on the rayon pool the
 //! rest of the crate already uses.
+//!
+//! The Winograd products of the SG3 convolutions no longer go through here: they run on
+//! operands the transforms write in micro-panel order (`packed_gemm.rs`), which saves the
+//! packing `gemm` does on every call. What remains: the SG3 input layer, the im2col path, the
+//! ResNet of the detector.
 
 /// A row-major matrix view: `rows × cols`, element `(r, c)` at `data[r * row_stride + c]`.
 #[derive(Clone, Copy)]
@@ -35,6 +40,8 @@ fn fits(len: usize, rows: usize, cols: usize, row_stride: usize) -> bool {
 /// How many threads a GEMM may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Threads {
+    /// The calling thread only (for GEMMs that callers run in parallel themselves).
+    #[cfg_attr(not(test), allow(dead_code))]
     One,
     /// All threads of the current rayon pool.
     Pool,

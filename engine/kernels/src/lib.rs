@@ -11,10 +11,13 @@
 //!   built-in models by name.
 //! * [`filter_design`]: SciPy-compatible Kaiser low-pass and SG3-R radial filter design.
 //!
-//! CPU performance notes: 3×3 modulated convolutions run as Winograd F(4×4, 3×3) GEMMs (faer's
-//! `gemm`, AVX-512 when available), the filtered leaky ReLU is fused per band of output rows
-//! (polyphase up-filter, nonlinearity, down-filter evaluated only at kept samples), and both
-//! are parallel over rayon's pool; a layer never holds its ×2 upsampled intermediate.
+//! CPU performance notes (docs/performance.md): 3×3 modulated convolutions run as Winograd
+//! F(4×4, 3×3) GEMMs whose operands the transforms write in micro-panel order
+//! (`packed_gemm.rs`: AVX-512 or AVX2 micro-kernels, with software prefetch); the weights are
+//! modulated and transformed in one pass. The filtered leaky ReLU is fused per band of output
+//! rows (polyphase up-filter, nonlinearity, down-filter evaluated only at kept samples) and
+//! streams tmp rows through a small ring, sharing each load between the outputs that read it.
+//! Everything is parallel over rayon's pool; a layer never holds its ×2 upsampled intermediate.
 
 pub(crate) mod buffer_pool;
 pub mod builtin;
@@ -25,6 +28,7 @@ pub(crate) mod gemm;
 pub mod generator;
 pub mod mapping;
 pub mod model;
+pub(crate) mod packed_gemm;
 pub mod sg2;
 pub mod sg3;
 pub(crate) mod simd;

@@ -56,33 +56,41 @@ pub(crate) fn has_avx512() -> bool {
 
 /// Declares `fn $name(args)` that dispatches to `$body::<true>` compiled with AVX-512 or with
 /// AVX2+FMA when the CPU supports them, else to `$body::<false>`. `$body` must be
-/// `#[inline(always)]` so it is compiled into each instantiation.
+/// `#[inline(always)]` so it is compiled into each instantiation. `unsafe fn $name` declares
+/// an unsafe dispatcher for an unsafe `$body` (same safety contract).
 macro_rules! dispatch_fma {
     ($vis:vis fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
+        $crate::simd::dispatch_fma!(@emit [] $vis $name ($($arg: $ty),*) [$(-> $ret)?] $body);
+    };
+    ($vis:vis unsafe fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $(-> $ret:ty)? => $body:ident) => {
+        $crate::simd::dispatch_fma!(@emit [unsafe] $vis $name ($($arg: $ty),*) [$(-> $ret)?] $body);
+    };
+    (@emit [$($u:tt)?] $vis:vis $name:ident ($($arg:ident : $ty:ty),*) [$($ret:tt)*] $body:ident) => {
         #[allow(clippy::too_many_arguments)]
-        $vis fn $name($($arg: $ty),*) $(-> $ret)? {
+        $vis $($u)? fn $name($($arg: $ty),*) $($ret)* {
             #[cfg(target_arch = "x86_64")]
             {
                 #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
+                unsafe fn fast($($arg: $ty),*) $($ret)* {
                     $body::<true>($($arg),*)
                 }
                 #[allow(clippy::too_many_arguments)]
                 #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-                unsafe fn fast512($($arg: $ty),*) $(-> $ret)? {
+                unsafe fn fast512($($arg: $ty),*) $($ret)* {
                     $body::<true>($($arg),*)
                 }
                 if $crate::simd::has_avx512() {
-                    // SAFETY: the CPU supports the enabled features (checked at run time).
+                    // SAFETY: the CPU supports the enabled features (checked at run time); an
+                    // unsafe `$body`'s own contract is the caller's.
                     return unsafe { fast512($($arg),*) };
                 }
                 if $crate::simd::has_fma() {
-                    // SAFETY: the CPU supports the enabled features (checked at run time).
+                    // SAFETY: as above.
                     return unsafe { fast($($arg),*) };
                 }
             }
-            $body::<false>($($arg),*)
+            $($u)? { $body::<false>($($arg),*) }
         }
     };
 }
@@ -158,6 +166,401 @@ fn pass<const FMA: bool, const K: usize>(
         }
     }
     K
+}
+
+/// Most sources of one [`weighted_sums`] call that share their loads (more go through
+/// [`weighted_sum`] per output).
+pub(crate) const SHARED_MAX_SRCS: usize = 16;
+
+/// The nonlinearity [`weighted_sums`] can apply before storing: `v < 0 ? v·slope : v`, times
+/// `gain`, clamped to `±clamp`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LeakyClamp {
+    pub slope: f32,
+    pub gain: f32,
+    pub clamp: f32,
+}
+
+impl LeakyClamp {
+    #[inline(always)]
+    pub fn apply(&self, v: f32) -> f32 {
+        let v = if v < 0.0 { v * self.slope } else { v };
+        (v * self.gain).clamp(-self.clamp, self.clamp)
+    }
+}
+
+/// Several weighted sums of the same sources: `outs[j][i] = act(Σ_s taps[j·S + s] ·
+/// base[offsets[s] + i])` for every output `j` and `i < n` (`n`: the shortest output; `S =
+/// offsets.len()`), each sum one multiply-add chain in source order (zero taps included). The
+/// sources are windows of one buffer (shifted copies of a row, or rows of a block).
+///
+/// The point is the loads: the outputs of a polyphase filter (the phases of an upsampling, or
+/// neighbouring output rows of a downsampling) read overlapping windows of the same rows, so
+/// loading each source value once for all outputs, with the taps held in registers, needs
+/// about one load per `R` multiply-adds instead of one or two per multiply-add. Up to
+/// [`SHARED_MAX_SRCS`] sources and 1, 2 or 4 outputs take that path, with explicit AVX-512 or
+/// AVX2 vectors where the CPU has them (the compiler does not vectorise this loop by itself:
+/// it cannot prove that so many slices don't overlap); other shapes fall back to one
+/// [`weighted_sum`] per output (same results, slower).
+///
+/// # Panics
+/// If a window runs past `base` or `taps` is shorter than `R · S`.
+pub(crate) fn weighted_sums(
+    outs: &mut [&mut [f32]],
+    base: &[f32],
+    offsets: &[usize],
+    taps: &[f32],
+    act: Option<LeakyClamp>,
+) {
+    let r = outs.len();
+    let ns = offsets.len();
+    let n = outs.iter().map(|o| o.len()).min().unwrap_or(0);
+    if r == 0 || n == 0 {
+        return;
+    }
+    assert!(
+        taps.len() >= r * ns
+            && offsets
+                .iter()
+                .all(|&o| o.checked_add(n).is_some_and(|end| end <= base.len())),
+        "weighted_sums: taps or source windows out of range"
+    );
+    if ns == 0 || ns > SHARED_MAX_SRCS || !matches!(r, 1 | 2 | 4) {
+        let mut srcs: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
+        for (sl, &o) in srcs.iter_mut().zip(offsets) {
+            *sl = &base[o..o + n];
+        }
+        let srcs = &srcs[..ns.min(MAX_TAPS)];
+        for (j, out) in outs.iter_mut().enumerate() {
+            let out = &mut out[..n];
+            let taps_j = &taps[j * ns..j * ns + srcs.len()];
+            #[cfg(target_arch = "x86_64")]
+            if has_fma() {
+                // SAFETY: the CPU has AVX2 and FMA.
+                unsafe { weighted_sum_fma(out, srcs, taps_j) };
+            } else {
+                weighted_sum::<false, false>(out, srcs, taps_j);
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            weighted_sum::<false, false>(out, srcs, taps_j);
+            if let Some(a) = act {
+                for v in out.iter_mut() {
+                    *v = a.apply(*v);
+                }
+            }
+        }
+        return;
+    }
+    let act = act.unwrap_or(NO_ACT);
+    let mut ptrs = SumPtrs {
+        outs: [std::ptr::null_mut(); 4],
+        r,
+        srcs: [std::ptr::null(); SHARED_MAX_SRCS],
+        s: ns,
+        n,
+    };
+    for (d, o) in ptrs.outs.iter_mut().zip(outs.iter_mut()) {
+        *d = o.as_mut_ptr();
+    }
+    for (d, &o) in ptrs.srcs.iter_mut().zip(offsets) {
+        // in bounds: checked above
+        *d = base[o..].as_ptr();
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512() {
+            // SAFETY: the CPU has the features; `ptrs` addresses `n` values of every output
+            // and source (checked above), outputs distinct `&mut` slices.
+            unsafe { vector::sums_avx512(&ptrs, taps, act) };
+            return;
+        }
+        if has_fma() {
+            // SAFETY: as above.
+            unsafe { vector::sums_avx2(&ptrs, taps, act) };
+            return;
+        }
+    }
+    vector::sums_portable(&ptrs, taps, act);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn weighted_sum_fma(out: &mut [f32], srcs: &[&[f32]], taps: &[f32]) {
+    weighted_sum::<true, false>(out, srcs, taps)
+}
+
+const NO_ACT: LeakyClamp = LeakyClamp {
+    slope: 1.0,
+    gain: 1.0,
+    clamp: f32::INFINITY,
+};
+
+/// The rows of one [`weighted_sums`] call as raw pointers (`n` values each).
+struct SumPtrs {
+    outs: [*mut f32; 4],
+    r: usize,
+    srcs: [*const f32; SHARED_MAX_SRCS],
+    s: usize,
+    n: usize,
+}
+
+mod vector {
+    //! The [`weighted_sums`](super::weighted_sums) loop, generic over a vector type.
+    use super::{LeakyClamp, SumPtrs, SHARED_MAX_SRCS};
+
+    /// What the loop needs of a vector type.
+    pub(super) trait Lanes {
+        type V: Copy;
+        const N: usize;
+        unsafe fn load(p: *const f32) -> Self::V;
+        unsafe fn store(p: *mut f32, v: Self::V);
+        unsafe fn splat(x: f32) -> Self::V;
+        unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+        /// `a · b + c`
+        unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+        unsafe fn act(v: Self::V, a: &LeakyClamp) -> Self::V;
+        /// The scalar form of `fma` (fused where the vectors are).
+        fn fma1(a: f32, b: f32, c: f32) -> f32;
+    }
+
+    /// The pass for `R` outputs and `S` sources (missing sources get zero taps on a repeat of
+    /// source 0); `C` vectors per output per step, so `R·C` chains are in flight.
+    // Register blocks indexed by (output, column): index loops are the clear form here.
+    #[allow(clippy::needless_range_loop)]
+    #[inline(always)]
+    unsafe fn pass<L: Lanes, const ACT: bool, const R: usize, const S: usize, const C: usize>(
+        p: &SumPtrs,
+        taps: &[f32],
+        act: &LeakyClamp,
+    ) {
+        let ns = p.s.min(S);
+        let src: [*const f32; S] = std::array::from_fn(|s| p.srcs[if s < ns { s } else { 0 }]);
+        let tap = |j: usize, s: usize| if s < ns { taps[j * p.s + s] } else { 0.0 };
+        let w: [[L::V; S]; R] =
+            std::array::from_fn(|j| std::array::from_fn(|s| L::splat(tap(j, s))));
+        let n = p.n;
+        let step = L::N * C;
+        let mut i = 0;
+        while i + step <= n {
+            // C vector columns advance together: R·C independent chains per source, each
+            // source vector loaded once for the R outputs.
+            let mut acc: [[L::V; C]; R] = [[L::splat(0.0); C]; R];
+            for c in 0..C {
+                let v = L::load(src[0].add(i + c * L::N));
+                for j in 0..R {
+                    acc[j][c] = L::mul(w[j][0], v);
+                }
+            }
+            for s in 1..S {
+                for c in 0..C {
+                    let v = L::load(src[s].add(i + c * L::N));
+                    for j in 0..R {
+                        acc[j][c] = L::fma(w[j][s], v, acc[j][c]);
+                    }
+                }
+            }
+            for (j, acc_j) in acc.iter().enumerate() {
+                for (c, &v) in acc_j.iter().enumerate() {
+                    let v = if ACT { L::act(v, act) } else { v };
+                    L::store(p.outs[j].add(i + c * L::N), v);
+                }
+            }
+            i += step;
+        }
+        while i + L::N <= n {
+            let mut acc: [L::V; R] = [L::splat(0.0); R];
+            let v = L::load(src[0].add(i));
+            for j in 0..R {
+                acc[j] = L::mul(w[j][0], v);
+            }
+            for s in 1..S {
+                let v = L::load(src[s].add(i));
+                for j in 0..R {
+                    acc[j] = L::fma(w[j][s], v, acc[j]);
+                }
+            }
+            for (j, &v) in acc.iter().enumerate() {
+                let v = if ACT { L::act(v, act) } else { v };
+                L::store(p.outs[j].add(i), v);
+            }
+            i += L::N;
+        }
+        for i in i..n {
+            for j in 0..R {
+                let mut acc = tap(j, 0) * *src[0].add(i);
+                for (s, &sp) in src.iter().enumerate().skip(1) {
+                    acc = L::fma1(tap(j, s), *sp.add(i), acc);
+                }
+                *p.outs[j].add(i) = if ACT { act.apply(acc) } else { acc };
+            }
+        }
+    }
+
+    /// Picks the instantiation for `p.r` outputs and `p.s` sources.
+    #[inline(always)]
+    unsafe fn dispatch<L: Lanes>(p: &SumPtrs, taps: &[f32], act: LeakyClamp) {
+        let with_act = act.slope != 1.0 || act.gain != 1.0 || act.clamp != f32::INFINITY;
+        macro_rules! go {
+            ($r:literal, $s:literal, $c:literal) => {
+                if with_act {
+                    pass::<L, true, $r, $s, $c>(p, taps, &act)
+                } else {
+                    pass::<L, false, $r, $s, $c>(p, taps, &act)
+                }
+            };
+        }
+        macro_rules! by_srcs {
+            ($r:literal, $c:literal) => {
+                match p.s {
+                    0..=4 => go!($r, 4, $c),
+                    5..=6 => go!($r, 6, $c),
+                    7 => go!($r, 7, $c),
+                    8 => go!($r, 8, $c),
+                    9..=12 => go!($r, 12, $c),
+                    13..=14 => go!($r, 14, $c),
+                    _ => go!($r, 16, $c),
+                }
+            };
+        }
+        const _: () = assert!(SHARED_MAX_SRCS == 16);
+        match p.r {
+            1 => by_srcs!(1, 4),
+            2 => by_srcs!(2, 4),
+            _ => by_srcs!(4, 2),
+        }
+    }
+
+    struct Portable;
+    impl Lanes for Portable {
+        type V = f32;
+        const N: usize = 1;
+        unsafe fn load(p: *const f32) -> f32 {
+            *p
+        }
+        unsafe fn store(p: *mut f32, v: f32) {
+            *p = v
+        }
+        unsafe fn splat(x: f32) -> f32 {
+            x
+        }
+        unsafe fn mul(a: f32, b: f32) -> f32 {
+            a * b
+        }
+        unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
+            a * b + c
+        }
+        unsafe fn act(v: f32, a: &LeakyClamp) -> f32 {
+            a.apply(v)
+        }
+        fn fma1(a: f32, b: f32, c: f32) -> f32 {
+            a * b + c
+        }
+    }
+
+    pub(super) fn sums_portable(p: &SumPtrs, taps: &[f32], act: LeakyClamp) {
+        // SAFETY: `weighted_sums` built `p` from live slices of `p.n` values.
+        unsafe { dispatch::<Portable>(p, taps, act) }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    pub(super) use x86::{sums_avx2, sums_avx512};
+
+    #[cfg(target_arch = "x86_64")]
+    mod x86 {
+        use super::{dispatch, Lanes, LeakyClamp, SumPtrs};
+        use std::arch::x86_64::*;
+
+        pub(crate) struct Avx512;
+        impl Lanes for Avx512 {
+            type V = __m512;
+            const N: usize = 16;
+            #[inline(always)]
+            unsafe fn load(p: *const f32) -> __m512 {
+                _mm512_loadu_ps(p)
+            }
+            #[inline(always)]
+            unsafe fn store(p: *mut f32, v: __m512) {
+                _mm512_storeu_ps(p, v)
+            }
+            #[inline(always)]
+            unsafe fn splat(x: f32) -> __m512 {
+                _mm512_set1_ps(x)
+            }
+            #[inline(always)]
+            unsafe fn mul(a: __m512, b: __m512) -> __m512 {
+                _mm512_mul_ps(a, b)
+            }
+            #[inline(always)]
+            unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+                _mm512_fmadd_ps(a, b, c)
+            }
+            #[inline(always)]
+            unsafe fn act(v: __m512, a: &LeakyClamp) -> __m512 {
+                let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
+                let v = _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(a.slope));
+                let v = _mm512_mul_ps(v, _mm512_set1_ps(a.gain));
+                // (v max −c) min c, as f32::clamp for every non-NaN v
+                let v = _mm512_max_ps(v, _mm512_set1_ps(-a.clamp));
+                _mm512_min_ps(v, _mm512_set1_ps(a.clamp))
+            }
+            #[inline(always)]
+            fn fma1(a: f32, b: f32, c: f32) -> f32 {
+                a.mul_add(b, c)
+            }
+        }
+
+        pub(crate) struct Avx2;
+        impl Lanes for Avx2 {
+            type V = __m256;
+            const N: usize = 8;
+            #[inline(always)]
+            unsafe fn load(p: *const f32) -> __m256 {
+                _mm256_loadu_ps(p)
+            }
+            #[inline(always)]
+            unsafe fn store(p: *mut f32, v: __m256) {
+                _mm256_storeu_ps(p, v)
+            }
+            #[inline(always)]
+            unsafe fn splat(x: f32) -> __m256 {
+                _mm256_set1_ps(x)
+            }
+            #[inline(always)]
+            unsafe fn mul(a: __m256, b: __m256) -> __m256 {
+                _mm256_mul_ps(a, b)
+            }
+            #[inline(always)]
+            unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
+                _mm256_fmadd_ps(a, b, c)
+            }
+            #[inline(always)]
+            unsafe fn act(v: __m256, a: &LeakyClamp) -> __m256 {
+                let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_setzero_ps());
+                let v = _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(a.slope)), neg);
+                let v = _mm256_mul_ps(v, _mm256_set1_ps(a.gain));
+                let v = _mm256_max_ps(v, _mm256_set1_ps(-a.clamp));
+                _mm256_min_ps(v, _mm256_set1_ps(a.clamp))
+            }
+            #[inline(always)]
+            fn fma1(a: f32, b: f32, c: f32) -> f32 {
+                a.mul_add(b, c)
+            }
+        }
+
+        /// # Safety
+        /// The CPU must have AVX-512F; `p` as built by `weighted_sums`.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        pub(crate) unsafe fn sums_avx512(p: &SumPtrs, taps: &[f32], act: LeakyClamp) {
+            dispatch::<Avx512>(p, taps, act)
+        }
+
+        /// # Safety
+        /// The CPU must have AVX2 and FMA; `p` as built by `weighted_sums`.
+        #[target_feature(enable = "avx2,fma")]
+        pub(crate) unsafe fn sums_avx2(p: &SumPtrs, taps: &[f32], act: LeakyClamp) {
+            dispatch::<Avx2>(p, taps, act)
+        }
+    }
 }
 
 /// Interleaves `n` phase rows into `dst`: `dst[q·n + r] = src[r·stride + q]` for every
@@ -271,6 +674,56 @@ mod tests {
                 let mut fused = vec![9.0f32; 37];
                 weighted_sum::<true, false>(&mut fused, &srcs, &taps[..k]);
                 assert_eq!(fused, chain, "k={k}");
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_sums_match_definition() {
+        // Every output count (shared and fallback shapes), source counts on and between the
+        // instantiated sizes and past the shared limit, lengths with vector and scalar tails,
+        // with and without the nonlinearity.
+        let base: Vec<f32> = (0..400)
+            .map(|i| ((i * 37 % 29) as f32 - 14.0) / 8.0)
+            .collect();
+        let act = LeakyClamp {
+            slope: 0.2,
+            gain: 1.5,
+            clamp: 2.0,
+        };
+        for r in 1..=5usize {
+            for ns in [1usize, 3, 5, 7, 8, 11, 14, 16, 17, 30] {
+                for n in [1usize, 15, 16, 37, 130] {
+                    let offsets: Vec<usize> = (0..ns).map(|s| (s * 9 + r) % 200).collect();
+                    let taps: Vec<f32> = (0..r * ns)
+                        .map(|i| ((i * 13 % 17) as f32 - 8.0) / 16.0)
+                        .collect();
+                    for with_act in [false, true] {
+                        let mut bufs = vec![vec![f32::NAN; n + 3]; r];
+                        let mut outs: Vec<&mut [f32]> =
+                            bufs.iter_mut().map(|b| &mut b[..n]).collect();
+                        let a = with_act.then_some(act);
+                        weighted_sums(&mut outs, &base, &offsets, &taps, a);
+                        for (j, b) in bufs.iter().enumerate() {
+                            for (i, &got) in b[..n].iter().enumerate() {
+                                let e: f64 = (0..ns)
+                                    .map(|s| taps[j * ns + s] as f64 * base[offsets[s] + i] as f64)
+                                    .sum();
+                                let e = if with_act {
+                                    act.apply(e as f32) as f64
+                                } else {
+                                    e
+                                };
+                                assert!(
+                                    (got as f64 - e).abs() < 1e-5 * (1.0 + e.abs()),
+                                    "r={r} ns={ns} n={n} act={with_act} ({j},{i}): {got} vs {e}"
+                                );
+                            }
+                            // nothing written past the output
+                            assert!(b[n..].iter().all(|v| v.is_nan()));
+                        }
+                    }
+                }
             }
         }
     }

@@ -34,6 +34,11 @@ pub(crate) struct AxisPlan {
     margin_lo: usize,
     /// Length of the padded input row.
     padded_len: usize,
+    /// The phases as one tap matrix over the shifts they share: shift `s` is `d = shift_lo +
+    /// s`, and `shared_taps[r · shifts + s]` is phase `r`'s tap for it (zero if none).
+    shift_lo: i64,
+    shifts: usize,
+    shared_taps: Vec<f32>,
 }
 
 fn ceil_div(a: i64, b: i64) -> i64 {
@@ -78,6 +83,13 @@ impl AxisPlan {
             }
             phases.push(taps);
         }
+        let shifts = (dmax - dmin + 1) as usize;
+        let mut shared_taps = vec![0.0f32; up * shifts];
+        for (r, taps) in phases.iter().enumerate() {
+            for &(d, tap) in taps {
+                shared_taps[r * shifts + (d - dmin) as usize] = tap;
+            }
+        }
         let q_max = n_tmp.div_ceil(up) as i64;
         let margin_lo = dmax.max(0) as usize;
         let padded_len = (margin_lo as i64 + (q_max - dmin).max(n_in as i64)).max(0) as usize + 1;
@@ -93,6 +105,9 @@ impl AxisPlan {
             phases,
             margin_lo,
             padded_len,
+            shift_lo: dmin,
+            shifts,
+            shared_taps,
         }
     }
 
@@ -169,6 +184,11 @@ pub(crate) struct Resampler {
 /// Per-worker buffers.
 #[derive(Default)]
 pub(crate) struct BandScratch {
+    /// Separable path: the ring of tmp rows, the vertically down-filtered rows and their
+    /// split into the down phases (`padded` and `rows_up` are shared with the radial path).
+    ring: Vec<f32>,
+    vrows: Vec<f32>,
+    yphases: Vec<f32>,
     padded: Vec<f32>,
     phase: Vec<f32>,
     /// Horizontally upsampled conv rows of the band, `n_tmp_x` wide.
@@ -210,11 +230,246 @@ impl Resampler {
         out: &mut [f32],
         scratch: &mut BandScratch,
     ) {
-        channel_band_dispatch(self, conv, conv_r0, bias, oy0, oy1, out, scratch);
+        match &self.down {
+            DownTaps::Separable(g) => {
+                separable_band(self, g, conv, conv_r0, bias, oy0, oy1, out, scratch)
+            }
+            _ => radial_band(self, conv, conv_r0, bias, oy0, oy1, out, scratch),
+        }
     }
 }
 
-dispatch_fma!(fn channel_band_dispatch(
+/// Largest down factor (checked when a layer is built).
+pub(crate) const MAX_DOWN: usize = 8;
+
+/// Tmp rows (the phases of one conv row) made in one shared-load pass, at most.
+const MAX_GROUP: usize = 4;
+
+/// Output rows per vertical down-filter step: neighbouring output rows share `T − D` of their
+/// tmp rows, so two at a time load each tmp row once for both.
+const VD_ROWS: usize = 2;
+
+dispatch_fma!(fn separable_band(
+    rs: &Resampler,
+    g: &[f32],
+    conv: &[f32],
+    conv_r0: usize,
+    bias: f32,
+    oy0: usize,
+    oy1: usize,
+    out: &mut [f32],
+    scratch: &mut BandScratch,
+) => separable_band_impl);
+
+/// [`Resampler::channel_band`] for a separable down filter `g` (flipped), streaming:
+///
+/// 1. every conv row of the band, plus bias, is upsampled along x into its `U` phases (one
+///    shared-load pass over the padded row: the phases read shifted windows of it); the rows
+///    stay in that phase-split layout, which every later step works in elementwise;
+/// 2. tmp rows are produced a group of `U` at a time (the y phases of one input position,
+///    again one shared-load pass over the conv rows they read), with the nonlinearity
+///    applied, into a ring that holds just the rows the next step needs;
+/// 3. the vertical down filter makes [`VD_ROWS`] output rows at a time from the ring (full
+///    tmp width), then
+/// 4. the horizontal down filter makes each output row, reading the down phases of that row
+///    (for `U = D` these are the up phases themselves, so nothing is reordered).
+///
+/// Vertical before horizontal down-filtering: the horizontal pass, whose shifted reads cannot
+/// share loads, then runs on `n_out` rows instead of `n_tmp`. Rows start on 64-byte
+/// boundaries, so the vertical passes read and write whole aligned vectors.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn separable_band_impl<const FMA: bool>(
+    rs: &Resampler,
+    g: &[f32],
+    conv: &[f32],
+    conv_r0: usize,
+    bias: f32,
+    oy0: usize,
+    oy1: usize,
+    out: &mut [f32],
+    scratch: &mut BandScratch,
+) {
+    use crate::simd::{weighted_sums, LeakyClamp};
+    let (ax, ay) = (&rs.x, &rs.y);
+    let (w_in, w_out) = (ax.n_in, ax.n_out);
+    let (ux, uy, dn) = (ax.up, ay.up, ay.down);
+    let td = g.len();
+    if oy1 <= oy0 || td == 0 {
+        return;
+    }
+    // A tmp row: `ux` phase rows of `pq` values (`qx` of them used), each 64-byte aligned.
+    let qx = ax.n_tmp.div_ceil(ux);
+    let pq = qx.next_multiple_of(ALIGN);
+    let row_len = ux * pq;
+    let (i_lo, i_hi) = rs.conv_rows(oy0, oy1);
+    let n_rows = i_hi - i_lo;
+    let BandScratch {
+        padded,
+        rows_up,
+        ring,
+        vrows,
+        yphases,
+        ..
+    } = scratch;
+    let mut offs = [0usize; MAX_TAPS + MAX_DOWN];
+
+    // 1. bias + horizontal upsampling into x phases; one extra zero row for rows outside the
+    //    image. The padded row is long enough for the phase rows' padding too.
+    padded.resize(ax.padded_len + ALIGN, 0.0);
+    padded.fill(0.0);
+    let rows_up = aligned(rows_up, (n_rows + 1) * row_len);
+    let nsx = ax.shifts;
+    for (k, o) in offs.iter_mut().enumerate().take(nsx) {
+        *o = (ax.margin_lo as i64 - (ax.shift_lo + k as i64)) as usize;
+    }
+    for (ri, dst) in rows_up.chunks_exact_mut(row_len).enumerate().take(n_rows) {
+        let src_row = i_lo + ri - conv_r0;
+        let src = &conv[src_row * w_in..(src_row + 1) * w_in];
+        for (p, &v) in padded[ax.margin_lo..ax.margin_lo + w_in]
+            .iter_mut()
+            .zip(src)
+        {
+            *p = v + bias;
+        }
+        if ux <= MAX_GROUP {
+            let mut it = dst.chunks_exact_mut(pq);
+            let mut outs: [&mut [f32]; MAX_GROUP] =
+                std::array::from_fn(|_| it.next().unwrap_or_default());
+            weighted_sums(&mut outs[..ux], padded, &offs[..nsx], &ax.shared_taps, None);
+        } else {
+            for (r, phase) in dst.chunks_exact_mut(pq).enumerate() {
+                let taps = &ax.shared_taps[r * nsx..(r + 1) * nsx];
+                weighted_sums(&mut [phase], padded, &offs[..nsx], taps, None);
+            }
+        }
+    }
+    rows_up[n_rows * row_len..].fill(0.0);
+    let rows_up: &[f32] = rows_up;
+    // offset of conv row `i` in `rows_up` (the zero row outside the band)
+    let up_row = |i: i64| -> usize {
+        let k = if i >= i_lo as i64 && i < i_hi as i64 {
+            (i - i_lo as i64) as usize
+        } else {
+            n_rows
+        };
+        k * row_len
+    };
+
+    // 2-4. tmp rows through the ring, vertical then horizontal down filter.
+    let act = LeakyClamp {
+        slope: rs.act.slope,
+        gain: rs.act.gain,
+        clamp: rs.act.clamp.unwrap_or(f32::INFINITY),
+    };
+    let (m0, m1) = rs.tmp_rows(oy0, oy1);
+    let group = if uy <= MAX_GROUP { uy } else { 1 };
+    let cap = (td + dn * (VD_ROWS - 1) + uy).div_ceil(uy) * uy;
+    let ring = aligned(ring, cap * row_len);
+    let vrows = aligned(vrows, VD_ROWS * row_len);
+    // The down phases of one row when they are not the up phases: `yphases[p · py + j]` is
+    // tmp column `j·D + p`.
+    let py = (ux * qx).div_ceil(dn) + ALIGN;
+    if ux != dn {
+        yphases.resize(dn * py, 0.0);
+    }
+    let nsy = ay.shifts;
+    let mut ytaps = [0.0f32; MAX_GROUP * MAX_TAPS];
+    let mut vtaps = [0.0f32; VD_ROWS * (MAX_TAPS + MAX_DOWN)];
+    let mut next_m = m0;
+    for oy in (oy0..oy1).step_by(VD_ROWS) {
+        let nr = VD_ROWS.min(oy1 - oy);
+        let need = ((oy + nr - 1) * dn + td).min(m1);
+        while next_m < need {
+            // A whole group of tmp rows (the phases of one position) when the band has it,
+            // else one row. Sources in ascending conv row (descending shift).
+            let (q, r) = (next_m / uy, next_m % uy);
+            let full = group > 1 && r == 0 && next_m + uy <= m1;
+            let rows_here = if full { uy } else { 1 };
+            for k in 0..nsy {
+                let shift = nsy - 1 - k;
+                offs[k] = up_row(q as i64 - (ay.shift_lo + shift as i64));
+                for j in 0..rows_here {
+                    let phase = if full { j } else { r };
+                    ytaps[j * nsy + k] = ay.shared_taps[phase * nsy + shift];
+                }
+            }
+            let slot = next_m % cap;
+            let rows = &mut ring[slot * row_len..(slot + rows_here) * row_len];
+            let mut it = rows.chunks_exact_mut(row_len);
+            let mut outs: [&mut [f32]; MAX_GROUP] =
+                std::array::from_fn(|_| it.next().unwrap_or_default());
+            let taps = &ytaps[..rows_here * nsy];
+            weighted_sums(
+                &mut outs[..rows_here],
+                rows_up,
+                &offs[..nsy],
+                taps,
+                Some(act),
+            );
+            next_m += rows_here;
+        }
+        // vertical down filter: output row oy + j reads tmp rows (oy + j)·D + a
+        let ns = td + dn * (nr - 1);
+        for (k, o) in offs.iter_mut().enumerate().take(ns) {
+            *o = ((oy * dn + k) % cap) * row_len;
+        }
+        vtaps[..nr * ns].fill(0.0);
+        for j in 0..nr {
+            vtaps[j * ns + j * dn..j * ns + j * dn + td].copy_from_slice(g);
+        }
+        {
+            let mut it = vrows.chunks_exact_mut(row_len);
+            let mut outs: [&mut [f32]; VD_ROWS] =
+                std::array::from_fn(|_| it.next().unwrap_or_default());
+            weighted_sums(&mut outs[..nr], ring, &offs[..ns], &vtaps[..nr * ns], None);
+        }
+        // horizontal down filter, from the down phases of each row
+        for j in 0..nr {
+            let x = &vrows[j * row_len..(j + 1) * row_len];
+            let (phases, stride): (&[f32], usize) = if ux == dn {
+                (x, pq)
+            } else if ux % dn == 0 {
+                // down phase p interleaves up phases p, p + D, p + 2D, ...
+                let k = ux / dn;
+                for (p, dst) in yphases.chunks_exact_mut(py).enumerate() {
+                    interleave(&mut dst[..k * qx], &x[p * pq..], k, dn * pq);
+                }
+                (yphases, py)
+            } else {
+                for (p, dst) in yphases.chunks_exact_mut(py).enumerate() {
+                    for (jj, v) in dst.iter_mut().enumerate() {
+                        let col = jj * dn + p;
+                        *v = if col < ux * qx {
+                            x[(col % ux) * pq + col / ux]
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+                (yphases, py)
+            };
+            for (b, o) in offs.iter_mut().enumerate().take(td) {
+                *o = (b % dn) * stride + b / dn;
+            }
+            let dst = &mut out[(oy + j - oy0) * w_out..(oy + j - oy0 + 1) * w_out];
+            weighted_sums(&mut [dst], phases, &offs[..td], g, None);
+        }
+    }
+}
+
+/// Alignment of the separable path's rows, in f32 values (64 bytes).
+const ALIGN: usize = 16;
+
+/// The first `len` values of `buf` from a 64-byte boundary (`buf` grown as needed; values
+/// unspecified).
+fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    buf.resize(len + ALIGN, 0.0);
+    let off = buf.as_ptr().align_offset(ALIGN * 4).min(ALIGN);
+    &mut buf[off..off + len]
+}
+
+dispatch_fma!(fn radial_band(
     rs: &Resampler,
     conv: &[f32],
     conv_r0: usize,
@@ -223,11 +478,14 @@ dispatch_fma!(fn channel_band_dispatch(
     oy1: usize,
     out: &mut [f32],
     scratch: &mut BandScratch,
-) => channel_band_impl);
+) => radial_band_impl);
 
+/// [`Resampler::channel_band`] for a radial (non-separable) down filter: per tmp row,
+/// vertical upsampling and the nonlinearity, then the row's contribution to every output row
+/// that uses it.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn channel_band_impl<const FMA: bool>(
+fn radial_band_impl<const FMA: bool>(
     rs: &Resampler,
     conv: &[f32],
     conv_r0: usize,
@@ -250,6 +508,7 @@ fn channel_band_impl<const FMA: bool>(
         tmp_row,
         down_phases,
         rows_down,
+        ..
     } = scratch;
     let mut taps = [0.0f32; MAX_TAPS];
 
@@ -295,12 +554,7 @@ fn channel_band_impl<const FMA: bool>(
     let td = ax.down_taps;
     tmp_row.resize(w_tmp, 0.0);
     down_phases.resize(ph_len * dn, 0.0);
-    let separable = matches!(rs.down, DownTaps::Separable(_));
-    if separable {
-        rows_down.resize((m1 - m0) * w_out, 0.0);
-    } else {
-        out.fill(0.0);
-    }
+    out.fill(0.0);
     let act = rs.act;
     for m in m0..m1 {
         let row = &mut tmp_row[..w_tmp];
@@ -335,16 +589,8 @@ fn channel_band_impl<const FMA: bool>(
             }
         };
         match &rs.down {
-            DownTaps::Separable(g) => {
-                let hd = &mut rows_down[(m - m0) * w_out..(m - m0 + 1) * w_out];
-                let k = g.len().min(MAX_TAPS);
-                for (a, &tap) in g.iter().take(k).enumerate() {
-                    let start = (a % dn) * ph_len + a / dn;
-                    srcs[a] = &phases[start..start + w_out];
-                    taps[a] = tap;
-                }
-                weighted_sum::<FMA, false>(hd, &srcs[..k], &taps[..k]);
-            }
+            // `channel_band` hands separable filters to `separable_band`.
+            DownTaps::Separable(_) => {}
             DownTaps::RadialFolded { taps: gh, half } => {
                 // Rows of the filter are mirror-symmetric: fold this tmp row once into `half`
                 // pair sums `S_b = P_b + P_{T−1−b}`, which every output row using it shares.
@@ -400,21 +646,6 @@ fn channel_band_impl<const FMA: bool>(
             }
         }
     }
-
-    // 3. separable: vertical down filter, one pass per output row.
-    if let DownTaps::Separable(g) = &rs.down {
-        let k = g.len().min(MAX_TAPS);
-        for oy in oy0..oy1 {
-            let mut srcs: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
-            let base = oy * ay.down - m0;
-            for (a, &tap) in g.iter().take(k).enumerate() {
-                srcs[a] = &rows_down[(base + a) * w_out..(base + a + 1) * w_out];
-                taps[a] = tap;
-            }
-            let dst = &mut out[(oy - oy0) * w_out..(oy - oy0 + 1) * w_out];
-            weighted_sum::<FMA, false>(dst, &srcs[..k], &taps[..k]);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -428,10 +659,16 @@ mod tests {
             .map(|i| 0.1 + 0.05 * i as f32 * (i % 3) as f32)
             .collect();
         let fd: Vec<f32> = (0..6).map(|i| 0.2 - 0.03 * i as f32).collect();
+        // up 1, 3 and 8 cover the down-phase layouts other than U = D and U = 2D, and up
+        // factors larger than one shared-load group.
         for &(up, lo, hi, n_in, n_out) in &[
             (2usize, 5i64, 4i64, 9usize, 8usize),
             (4, -3, -6, 9, 8),
             (2, -2, -3, 11, 3),
+            (2, 5, 4, 41, 40),
+            (1, 3, 3, 9, 4),
+            (3, 4, 4, 5, 6),
+            (8, 6, 5, 3, 12),
         ] {
             let fu_taps = &fu[..4 * up.min(2)];
             let total = lo + hi;

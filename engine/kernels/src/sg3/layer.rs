@@ -9,7 +9,7 @@ use crate::model::{Control, ModelError};
 use crate::sg3::config::LayerSpec;
 use crate::sg3::filtered_lrelu::{Act, AxisPlan, BandScratch, DownTaps, Resampler};
 use crate::sg3::modconv::{
-    conv_rows, modulate, prenormalize_weight, ConvScratch, ConvShape, PreparedConv,
+    conv_rows, prenormalize_weight, ConvScratch, ConvShape, PreparedConv, WeightBuffers,
 };
 use crate::tensor_map::TensorMap;
 
@@ -19,23 +19,11 @@ const CONV_BAND_BUDGET: usize = 1 << 22;
 /// Working memory of a layer's forward, kept by the caller between layers and calls.
 #[derive(Default)]
 pub(crate) struct LayerScratch {
-    /// Modulated weights `[Cout, Cin·k²]`.
-    wmod: Vec<f32>,
-    /// Winograd-transformed weights.
-    u: Vec<f32>,
+    /// The per-sample weights.
+    weights: WeightBuffers,
     /// One band of conv output rows.
     conv: Vec<f32>,
     conv_scratch: ConvScratch,
-}
-
-impl LayerScratch {
-    /// Takes back the weight buffer of a finished layer.
-    fn recycle(&mut self, weights: PreparedConv) {
-        match weights {
-            PreparedConv::Direct(w) => self.wmod = w,
-            PreparedConv::Winograd(ww) => self.u = ww.u,
-        }
-    }
 }
 
 /// A synthesis layer with its parameters.
@@ -60,6 +48,13 @@ impl Sg3Layer {
         w_dim: usize,
     ) -> Result<Sg3Layer, ModelError> {
         let p = format!("synthesis.{}", spec.name);
+        if spec.down_factor > crate::sg3::filtered_lrelu::MAX_DOWN {
+            return Err(ModelError::Config(format!(
+                "{p}: a down factor of {} is larger than the supported {}",
+                spec.down_factor,
+                crate::sg3::filtered_lrelu::MAX_DOWN
+            )));
+        }
         if spec.up_taps.max(spec.down_taps) > crate::simd::MAX_TAPS {
             return Err(ModelError::Config(format!(
                 "{p}: filters of {} / {} taps are longer than the supported {}",
@@ -211,7 +206,7 @@ impl Sg3Layer {
     ) -> Result<(), ModelError> {
         let (shape, weights) = self.prepare_in(w, scratch);
         let result = self.run_bands(shape, &weights, x, out, ctl, progress, scratch);
-        scratch.recycle(weights);
+        scratch.weights.recycle(weights);
         result
     }
 
@@ -232,18 +227,6 @@ impl Sg3Layer {
                 *v *= gain;
             }
         }
-        let mut wmod = std::mem::take(&mut scratch.wmod);
-        wmod.resize(cout * cin * kk, 0.0);
-        modulate(
-            &self.weight,
-            &styles,
-            cout,
-            kk,
-            !s.is_torgb,
-            self.input_gain,
-            &mut wmod,
-        );
-
         let shape = ConvShape {
             cin,
             cout,
@@ -251,11 +234,14 @@ impl Sg3Layer {
             w: s.in_size,
             k,
         };
-        let (prepared, unused) = PreparedConv::new_in(shape, wmod, std::mem::take(&mut scratch.u));
-        match prepared {
-            PreparedConv::Direct(_) => scratch.u = unused,
-            PreparedConv::Winograd(_) => scratch.wmod = unused,
-        }
+        let prepared = PreparedConv::modulated(
+            shape,
+            &self.weight,
+            &styles,
+            !s.is_torgb,
+            self.input_gain,
+            &mut scratch.weights,
+        );
         (shape, prepared)
     }
 

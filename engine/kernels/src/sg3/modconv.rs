@@ -8,7 +8,7 @@
 use rayon::prelude::*;
 
 use crate::gemm::{sgemm, MatMut, MatRef, Threads};
-use crate::sg3::winograd::{winograd_rows, WinogradScratch, WinogradWeights, F2, F4};
+use crate::sg3::winograd::{winograd_rows, Modulation, WinogradScratch, WinogradWeights, F2, F4};
 
 /// Upper bound on the im2col buffer (f32 values) per GEMM call.
 const IM2COL_BUDGET: usize = 1 << 21;
@@ -30,12 +30,27 @@ pub(crate) fn prenormalize_weight(weight: &mut [f32], fan_in: usize) {
     }
 }
 
+/// The styles of one sample as the per-input-channel weight factors: with demodulation
+/// upstream first normalises them, `s ← s · rsqrt(mean(s²))` (over the whole batch upstream;
+/// we normalise each sample on its own so a batch gives the same images as generating each
+/// seed alone, which is what the official tools do: they run batch 1).
+pub(crate) fn style_factors(styles: &[f32], demodulate: bool) -> Vec<f32> {
+    let mut s = styles.to_vec();
+    if demodulate && !s.is_empty() {
+        let sum: f64 = s.iter().map(|&v| (v * v) as f64).sum();
+        let mean = (sum as f32) / s.len() as f32;
+        let r = 1.0 / mean.sqrt();
+        for v in &mut s {
+            *v *= r;
+        }
+    }
+    s
+}
+
 /// Per-sample modulated weights `[Cout, Cin·k²]` for one style vector `[Cin]`.
 ///
-/// Upstream `modulated_conv2d`: with demodulation, `s ← s · rsqrt(mean(s²))` (the mean over the
-/// whole batch upstream; we normalise each sample on its own so a batch gives the same images
-/// as generating each seed alone, which is what the official tools do: they run batch 1), then
-/// `W ← W·s`, `W ← W · rsqrt(Σ W² + 1e-8)` per output channel; finally `W ← W · input_gain`.
+/// Upstream `modulated_conv2d`: the styles as [`style_factors`], then `W ← W·s`, with
+/// demodulation `W ← W · rsqrt(Σ W² + 1e-8)` per output channel; finally `W ← W · input_gain`.
 pub(crate) fn modulate(
     weight: &[f32],
     styles: &[f32],
@@ -47,15 +62,7 @@ pub(crate) fn modulate(
 ) {
     let in_channels = styles.len();
     let fan_in = in_channels * kk;
-    let mut s = styles.to_vec();
-    if demodulate && !s.is_empty() {
-        let sum: f64 = s.iter().map(|&v| (v * v) as f64).sum();
-        let mean = (sum as f32) / s.len() as f32;
-        let r = 1.0 / mean.sqrt();
-        for v in &mut s {
-            *v *= r;
-        }
-    }
+    let s = style_factors(styles, demodulate);
     for (dst, src) in out
         .chunks_exact_mut(fan_in)
         .zip(weight.chunks_exact(fan_in))
@@ -115,23 +122,83 @@ pub(crate) enum PreparedConv {
     Winograd(WinogradWeights),
 }
 
+/// Buffers a [`PreparedConv`] is built in, kept between layers and calls.
+#[derive(Default)]
+pub(crate) struct WeightBuffers {
+    /// Modulated weights `[Cout, Cin·k²]` of the direct path.
+    pub wmod: Vec<f32>,
+    /// Packed transformed weights of the Winograd path.
+    pub u: Vec<f32>,
+}
+
+impl WeightBuffers {
+    /// Takes back the buffer of a finished layer.
+    pub fn recycle(&mut self, weights: PreparedConv) {
+        match weights {
+            PreparedConv::Direct(w) => self.wmod = w,
+            PreparedConv::Winograd(ww) => self.u = ww.u,
+        }
+    }
+}
+
 impl PreparedConv {
-    /// Chooses the algorithm for `shape` and transforms the modulated weights `[cout, cin·k²]`.
+    /// Unmodulated weights `[cout, cin·k²]`, for the algorithm chosen for `shape`.
     #[cfg(test)]
-    pub fn new(shape: ConvShape, wmod: Vec<f32>) -> PreparedConv {
-        Self::new_in(shape, wmod, Vec::new()).0
+    pub fn new(shape: ConvShape, weight: &[f32]) -> PreparedConv {
+        let ones = vec![1.0f32; shape.cin];
+        Self::modulated(
+            shape,
+            weight,
+            &ones,
+            false,
+            1.0,
+            &mut WeightBuffers::default(),
+        )
     }
 
-    /// [`PreparedConv::new`] that transforms into the buffer `spare` when it needs one; returns
-    /// the buffer it did not keep (`spare`, or `wmod` once transformed) for reuse.
-    pub fn new_in(shape: ConvShape, wmod: Vec<f32>, spare: Vec<f32>) -> (PreparedConv, Vec<f32>) {
+    /// The per-sample weights of a layer: `weight [cout, cin·k²]` modulated by `styles [cin]`
+    /// (see [`modulate`]) and, for 3×3 kernels, Winograd-transformed in the same pass. Builds
+    /// in the buffers of `bufs`; give them back with [`WeightBuffers::recycle`].
+    pub fn modulated(
+        shape: ConvShape,
+        weight: &[f32],
+        styles: &[f32],
+        demodulate: bool,
+        input_gain: f32,
+        bufs: &mut WeightBuffers,
+    ) -> PreparedConv {
         let tile = match (shape.k, conv3_algorithm()) {
-            (3, Conv3::F2) => &F2,
-            (3, Conv3::F4) => &F4,
-            _ => return (PreparedConv::Direct(wmod), spare),
+            (3, Conv3::F2) => Some(&F2),
+            (3, Conv3::F4) => Some(&F4),
+            _ => None,
         };
-        let ww = WinogradWeights::new_in(tile, shape.cout, shape.cin, &wmod, spare);
-        (PreparedConv::Winograd(ww), wmod)
+        match tile {
+            Some(tile) => {
+                let s = style_factors(styles, demodulate);
+                let modulation = Modulation {
+                    styles: &s,
+                    demodulate,
+                    gain: input_gain,
+                };
+                PreparedConv::Winograd(WinogradWeights::new_in(
+                    tile,
+                    shape.cout,
+                    shape.cin,
+                    weight,
+                    &modulation,
+                    std::mem::take(&mut bufs.u),
+                ))
+            }
+            None => {
+                let mut wmod = std::mem::take(&mut bufs.wmod);
+                wmod.resize(shape.cout * shape.cin * shape.k * shape.k, 0.0);
+                let kk = shape.k * shape.k;
+                modulate(
+                    weight, styles, shape.cout, kk, demodulate, input_gain, &mut wmod,
+                );
+                PreparedConv::Direct(wmod)
+            }
+        }
     }
 }
 
@@ -338,7 +405,7 @@ mod tests {
             let mut scratch = ConvScratch::default();
             // Two bands of rows, written straight into the full output (channel stride oh·ow).
             let split = (oh / 2) | 1; // odd: bands that start mid-tile
-            let prepared = PreparedConv::new(shape, wt.clone());
+            let prepared = PreparedConv::new(shape, &wt);
             conv_rows(
                 shape,
                 &x,

@@ -12,7 +12,7 @@
 
 use rayon::prelude::*;
 
-use crate::gemm::{sgemm, MatMut, MatRef, Threads};
+use crate::packed_gemm::{self, MR, NR};
 use crate::simd::{deinterleave, dispatch_fma, interleave, weighted_sum};
 
 /// The transform matrices of one tile size.
@@ -91,87 +91,159 @@ pub(crate) static F4: Tile = Tile {
     ],
 };
 
-/// Transformed weights `[cout][α²][cin]`.
+/// How the per-sample weights derive from the layer's weights: `W·s` per input channel, then
+/// (when demodulating) each output channel scaled to unit norm, then `· gain` (upstream
+/// `modulated_conv2d`; `styles` already normalised by the caller when demodulating).
+pub(crate) struct Modulation<'a> {
+    pub styles: &'a [f32],
+    pub demodulate: bool,
+    pub gain: f32,
+}
+
+/// Per-sample transformed weights `U = G·g·Gᵀ`, stored as the A operands of
+/// [`gemm_packed`](packed_gemm::gemm_packed), one per transform position:
+/// `u[((ξ · panels + ib) · cin + ci) · MR + r]` is output channel `ib · MR + r` (zero past
+/// `cout`), input channel `ci`, position `ξ`; the product of one position reads one
+/// contiguous stretch.
 pub(crate) struct WinogradWeights {
     pub tile: &'static Tile,
     pub u: Vec<f32>,
 }
 
 impl WinogradWeights {
-    /// `wmod [cout, cin, 3, 3]`.
+    /// Unmodulated weights `w [cout, cin, 3, 3]`.
     #[cfg(test)]
-    pub fn new(tile: &'static Tile, cout: usize, cin: usize, wmod: &[f32]) -> WinogradWeights {
-        Self::new_in(tile, cout, cin, wmod, Vec::new())
+    pub fn new(tile: &'static Tile, cout: usize, cin: usize, w: &[f32]) -> WinogradWeights {
+        let ones = vec![1.0f32; cin];
+        let plain = Modulation {
+            styles: &ones,
+            demodulate: false,
+            gain: 1.0,
+        };
+        Self::new_in(tile, cout, cin, w, &plain, Vec::new())
     }
 
-    /// [`WinogradWeights::new`] into the buffer `u` (resized; every value is overwritten).
+    /// Modulates `weight [cout, cin, 3, 3]` and transforms it into the buffer `u` (resized;
+    /// every value is overwritten). Modulation and transform run in one pass per block of
+    /// [`MR`] output channels, vectorised over those channels, writing the packed layout
+    /// directly (the modulated 3×3 weights are never stored).
     pub fn new_in(
         tile: &'static Tile,
         cout: usize,
         cin: usize,
-        wmod: &[f32],
+        weight: &[f32],
+        modulation: &Modulation<'_>,
         mut u: Vec<f32>,
     ) -> WinogradWeights {
         let a2 = tile.alpha * tile.alpha;
-        u.resize(a2 * cout * cin, 0.0);
-        u.par_chunks_mut(a2 * cin.max(1))
-            .zip(wmod.par_chunks(9 * cin.max(1)))
-            .for_each_init(Vec::new, |buf, (u_co, w_co)| {
-                weights_channel(tile, cin, w_co, u_co, buf)
+        let panels = cout.div_ceil(MR);
+        u.resize(a2 * panels * cin * MR, 0.0);
+        let out = SharedBuf::new(&mut u);
+        weight
+            .par_chunks(MR * 9 * cin.max(1))
+            .enumerate()
+            .for_each(|(ib, w_blk)| {
+                // SAFETY: panel `ib` of every position is written by this task only.
+                unsafe { weights_block(tile, cin, w_blk, modulation, &out, panels, ib) }
             });
         WinogradWeights { tile, u }
     }
 }
 
-dispatch_fma!(fn weights_channel(
-    tile: &Tile,
-    cin: usize,
-    w_co: &[f32],
-    u_co: &mut [f32],
-    buf: &mut Vec<f32>,
-) => weights_channel_impl);
+/// Scale per output channel after `W·s`: `1 / sqrt(Σ (W·s)² + 1e-8)` when demodulating (the
+/// sum in f64, four interleaved partial sums), else 1.
+fn demod_coefficient(w_co: &[f32], modulation: &Modulation<'_>) -> f32 {
+    if !modulation.demodulate {
+        return 1.0;
+    }
+    let mut part = [0.0f64; 4];
+    for (g, &sc) in w_co.chunks_exact(9).zip(modulation.styles) {
+        for (k, &wv) in g.iter().enumerate() {
+            let v = wv * sc;
+            part[k % 4] += (v * v) as f64;
+        }
+    }
+    let sum = (part[0] + part[1]) + (part[2] + part[3]);
+    1.0 / ((sum as f32) + 1e-8f32).sqrt()
+}
 
-/// `U = G·g·Gᵀ` for one output channel: `w_co [cin][3][3]` -> `u_co [α²][cin]`, vectorised
-/// over the input channels.
-#[inline(always)]
-fn weights_channel_impl<const FMA: bool>(
+dispatch_fma!(unsafe fn weights_block(
     tile: &Tile,
     cin: usize,
-    w_co: &[f32],
-    u_co: &mut [f32],
-    buf: &mut Vec<f32>,
+    w_blk: &[f32],
+    modulation: &Modulation<'_>,
+    out: &SharedBuf<'_>,
+    panels: usize,
+    ib: usize,
+) => weights_block_impl);
+
+/// One block of up to [`MR`] output channels: `w_blk [rows][cin][3][3]` -> panel `ib` of
+/// every position in `out`, the modulated weight `((w · s) · d) · gain` rounded as upstream
+/// rounds it, then `U = G·g·Gᵀ` with the MR channels as the vector lanes.
+///
+/// # Safety
+/// No other task may write panel `ib` of `out`.
+#[inline(always)]
+unsafe fn weights_block_impl<const FMA: bool>(
+    tile: &Tile,
+    cin: usize,
+    w_blk: &[f32],
+    modulation: &Modulation<'_>,
+    out: &SharedBuf<'_>,
+    panels: usize,
+    ib: usize,
 ) {
+    use crate::simd::madd;
     let a = tile.alpha;
-    buf.resize((9 + 3 * a) * cin, 0.0);
-    let (taps9, t) = buf.split_at_mut(9 * cin);
-    // taps9[k][ci] = g[ci][k]
-    for (ci, g) in w_co.chunks_exact(9).enumerate().take(cin) {
-        for (k, &v) in g.iter().enumerate() {
-            taps9[k * cin + ci] = v;
-        }
+    let rows = (w_blk.len() / (9 * cin.max(1))).min(MR);
+    let mut dcoef = [0.0f32; MR];
+    for (r, d) in dcoef.iter_mut().enumerate().take(rows) {
+        *d = demod_coefficient(&w_blk[r * 9 * cin..(r + 1) * 9 * cin], modulation);
     }
-    let taps9: &[f32] = taps9;
-    let mut coef = [0.0f32; 3];
-    // t[r][c] = Σ_k G[r][k] · g[k][c]  (α×3 rows of cin values)
-    for (rc, t_rc) in t.chunks_exact_mut(cin.max(1)).enumerate().take(3 * a) {
-        let (r, c) = (rc / 3, rc % 3);
-        let srcs: [&[f32]; 3] =
-            std::array::from_fn(|k| &taps9[(k * 3 + c) * cin..(k * 3 + c + 1) * cin]);
-        for (k, cv) in coef.iter_mut().enumerate() {
-            *cv = tile.g[r * 3 + k] as f32;
+    let g: [[f32; 3]; 8] = std::array::from_fn(|i| {
+        std::array::from_fn(|k| if i < a { tile.g[i * 3 + k] as f32 } else { 0.0 })
+    });
+    let gain = modulation.gain;
+    for ci in 0..cin {
+        // taps[k][r]: tap k of output channel r, modulated (zero for missing channels)
+        let mut taps = [[0.0f32; MR]; 9];
+        let sc = modulation.styles[ci];
+        for r in 0..rows {
+            let w9 = &w_blk[(r * cin + ci) * 9..(r * cin + ci + 1) * 9];
+            for (k, &wv) in w9.iter().enumerate() {
+                let mut v = wv * sc;
+                if modulation.demodulate {
+                    v *= dcoef[r];
+                }
+                if gain != 1.0 {
+                    v *= gain;
+                }
+                taps[k][r] = v;
+            }
         }
-        weighted_sum::<FMA, false>(t_rc, &srcs, &coef);
-    }
-    let t: &[f32] = t;
-    // U[r][c2] = Σ_k t[r][k] · G[c2][k]
-    for (rc2, u_rc) in u_co.chunks_exact_mut(cin.max(1)).enumerate().take(a * a) {
-        let (r, c2) = (rc2 / a, rc2 % a);
-        let srcs: [&[f32]; 3] =
-            std::array::from_fn(|k| &t[(r * 3 + k) * cin..(r * 3 + k + 1) * cin]);
-        for (k, cv) in coef.iter_mut().enumerate() {
-            *cv = tile.g[c2 * 3 + k] as f32;
+        // t[i][c] = Σ_k G[i][k] · g[k][c]
+        let mut t = [[[0.0f32; MR]; 3]; 8];
+        for (ti, gi) in t.iter_mut().zip(&g).take(a) {
+            for (c, tic) in ti.iter_mut().enumerate() {
+                for (l, o) in tic.iter_mut().enumerate() {
+                    let mut acc = gi[0] * taps[c][l];
+                    acc = madd::<FMA>(acc, gi[1], taps[3 + c][l]);
+                    *o = madd::<FMA>(acc, gi[2], taps[6 + c][l]);
+                }
+            }
         }
-        weighted_sum::<FMA, false>(u_rc, &srcs, &coef);
+        // U[i][j] = Σ_k t[i][k] · G[j][k]
+        for (i, ti) in t.iter().enumerate().take(a) {
+            for (j, gj) in g.iter().enumerate().take(a) {
+                let off = (((i * a + j) * panels + ib) * cin + ci) * MR;
+                let dst = out.part(off, MR);
+                for (l, o) in dst.iter_mut().enumerate() {
+                    let mut acc = gj[0] * ti[0][l];
+                    acc = madd::<FMA>(acc, gj[1], ti[1][l]);
+                    *o = madd::<FMA>(acc, gj[2], ti[2][l]);
+                }
+            }
+        }
     }
 }
 
@@ -180,6 +252,90 @@ fn weights_channel_impl<const FMA: bool>(
 pub(crate) struct WinogradScratch {
     v: Vec<f32>,
     m: Vec<f32>,
+}
+
+/// The transformed input tiles of one chunk as the B operands of [`gemm_packed`], one per
+/// transform position: `[α²][panels][cin][NR]`. Filled by tasks that each own a set of input
+/// channels, so it is shared through a pointer.
+struct PackedTiles<'a> {
+    buf: SharedBuf<'a>,
+    cin: usize,
+    tiles: usize,
+    panels: usize,
+}
+
+impl<'a> PackedTiles<'a> {
+    fn new(buf: &'a mut [f32], cin: usize, tiles: usize, a2: usize) -> PackedTiles<'a> {
+        let panels = tiles.div_ceil(NR);
+        assert!(buf.len() >= a2 * packed_gemm::b_len(cin, tiles));
+        PackedTiles {
+            buf: SharedBuf::new(buf),
+            cin,
+            tiles,
+            panels,
+        }
+    }
+
+    /// Values of tiles `t0 .. t0 + vals.len()` of channel `ci` at transform position `xi`.
+    ///
+    /// # Safety
+    /// Only the task that owns channel `ci` may call this (or `zero_padding`) for it.
+    unsafe fn write(&self, xi: usize, ci: usize, t0: usize, vals: &[f32]) {
+        let mut done = 0;
+        while done < vals.len() {
+            let t = t0 + done;
+            let (panel, col) = (t / NR, t % NR);
+            let n = (NR - col).min(vals.len() - done);
+            let off = ((xi * self.panels + panel) * self.cin + ci) * NR + col;
+            assert!(t + n <= self.tiles);
+            self.buf.part(off, n).copy_from_slice(&vals[done..done + n]);
+            done += n;
+        }
+    }
+
+    /// Zeros the columns past the last tile in the last panel of channel `ci`, position `xi`.
+    ///
+    /// # Safety
+    /// As for [`PackedTiles::write`].
+    unsafe fn zero_padding(&self, xi: usize, ci: usize) {
+        let col = self.tiles % NR;
+        if col == 0 {
+            return;
+        }
+        let off = ((xi * self.panels + self.panels - 1) * self.cin + ci) * NR + col;
+        self.buf.part(off, NR - col).fill(0.0);
+    }
+}
+
+/// A buffer filled by several tasks at once, each writing positions no other task writes.
+pub(crate) struct SharedBuf<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: std::marker::PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: the only access is `SharedBuf::part`, whose callers guarantee disjoint ranges.
+unsafe impl Send for SharedBuf<'_> {}
+unsafe impl Sync for SharedBuf<'_> {}
+
+impl<'a> SharedBuf<'a> {
+    pub fn new(buf: &'a mut [f32]) -> SharedBuf<'a> {
+        SharedBuf {
+            ptr: buf.as_mut_ptr(),
+            len: buf.len(),
+            _borrow: std::marker::PhantomData,
+        }
+    }
+
+    /// Values `off .. off + n` (bounds-checked).
+    ///
+    /// # Safety
+    /// No other live reference from this buffer may overlap the range.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn part(&self, off: usize, n: usize) -> &mut [f32] {
+        assert!(off.checked_add(n).is_some_and(|end| end <= self.len));
+        std::slice::from_raw_parts_mut(self.ptr.add(off), n)
+    }
 }
 
 /// Conv rows `[r0, r1)` of `x [cin, h, w]` (3×3, padding 2) into `dst` (channel `c`, row `r` at
@@ -204,53 +360,50 @@ pub(crate) fn winograd_rows(
     let tile_rows_total = (r1 - r0).div_ceil(m);
     let per_tile_row = a2 * (cin + cout) * tiles_x;
     let chunk = (budget / per_tile_row.max(1)).max(1);
+    let kernel = packed_gemm::Kernel::best();
     let mut tr = 0;
     while tr < tile_rows_total {
         let tre = (tr + chunk).min(tile_rows_total);
         let n_rows = tre - tr;
         let tiles = n_rows * tiles_x;
         let row_lo = r0 + m * tr;
-        // V: [cin][α²][tiles]
-        scratch.v.resize(a2 * cin * tiles, 0.0);
-        scratch.m.resize(a2 * cout * tiles, 0.0);
-        scratch.v[..a2 * cin * tiles]
-            .par_chunks_mut(a2 * tiles)
-            .zip(x.par_chunks(h * w))
-            .for_each_init(Vec::new, |buf, (v, plane)| {
-                input_channel(tile, plane, h, w, row_lo, n_rows, tiles_x, v, buf);
+        let ld = packed_gemm::c_stride(tiles);
+        let v_len = a2 * packed_gemm::b_len(cin, tiles);
+        scratch.v.resize(v_len, 0.0);
+        scratch.m.resize(a2 * cout * ld, 0.0);
+        let packed = PackedTiles::new(&mut scratch.v[..v_len], cin, tiles, a2);
+        x.par_chunks(h * w)
+            .take(cin)
+            .enumerate()
+            .for_each_init(Vec::new, |buf, (ci, plane)| {
+                // SAFETY: this task is the only one handling channel `ci`.
+                unsafe {
+                    input_channel(tile, plane, h, w, row_lo, n_rows, tiles_x, &packed, ci, buf);
+                }
             });
-        // M: [α²][cout][tiles], one GEMM per transform position.
-        let v = &scratch.v[..a2 * cin * tiles];
+        // M: [α²][cout][ld], one GEMM per transform position.
+        let v = &scratch.v[..v_len];
         let u = &weights.u;
-        scratch.m[..a2 * cout * tiles]
-            .par_chunks_mut(cout * tiles)
+        let v_stride = packed_gemm::b_len(cin, tiles);
+        let u_stride = cout.div_ceil(MR) * cin * MR;
+        scratch.m[..a2 * cout * ld]
+            .par_chunks_mut(cout * ld)
             .enumerate()
             .for_each(|(xi, mm)| {
-                sgemm(
-                    MatMut {
-                        data: mm,
-                        rows: cout,
-                        cols: tiles,
-                        row_stride: tiles,
-                    },
-                    MatRef {
-                        data: &u[xi * cin..],
-                        rows: cout,
-                        cols: cin,
-                        row_stride: a2 * cin,
-                    },
-                    MatRef {
-                        data: &v[xi * tiles..],
-                        rows: cin,
-                        cols: tiles,
-                        row_stride: a2 * tiles,
-                    },
-                    false,
-                    Threads::One,
+                packed_gemm::gemm_packed(
+                    kernel,
+                    cout,
+                    tiles,
+                    cin,
+                    &u[xi * u_stride..(xi + 1) * u_stride],
+                    cin * MR,
+                    &v[xi * v_stride..(xi + 1) * v_stride],
+                    mm,
+                    ld,
                 );
             });
         // Output transform, straight into the caller's rows.
-        let mm = &scratch.m[..a2 * cout * tiles];
+        let mm = &scratch.m[..a2 * cout * ld];
         let rows_here = (r1 - row_lo).min(m * n_rows);
         let out_off = (row_lo - r0) * ow;
         dst.par_chunks_mut(dst_channel_stride)
@@ -258,7 +411,7 @@ pub(crate) fn winograd_rows(
             .enumerate()
             .for_each_init(Vec::new, |buf, (co, plane)| {
                 let rows = &mut plane[out_off..out_off + rows_here * ow];
-                output_channel(tile, mm, co, cout, tiles, tiles_x, ow, rows, buf);
+                output_channel(tile, mm, co, cout, tiles, ld, tiles_x, ow, rows, buf);
             });
         tr = tre;
     }
@@ -291,7 +444,7 @@ fn row_terms(mat: &[f32], cols: usize, r: usize) -> RowTerms {
     (out, n)
 }
 
-dispatch_fma!(fn input_channel(
+dispatch_fma!(unsafe fn input_channel(
     tile: &Tile,
     plane: &[f32],
     h: usize,
@@ -299,16 +452,20 @@ dispatch_fma!(fn input_channel(
     row_lo: usize,
     n_rows: usize,
     tiles_x: usize,
-    v: &mut [f32],
+    dst: &PackedTiles,
+    ci: usize,
     buf: &mut Vec<f32>,
 ) => input_channel_impl);
 
-/// `V = Bᵀ·d·B` for one input channel and every tile of `n_rows` tile rows starting at output
-/// row `row_lo`, into `v [α²][tiles]`. The vertical pass runs per tile row; the horizontal one
-/// over all tile rows at once (long vectors), with the same operations per value.
+/// `V = Bᵀ·d·B` for input channel `ci` and every tile of `n_rows` tile rows starting at output
+/// row `row_lo`, into its place in `dst`. The vertical pass runs per tile row; the horizontal
+/// one over all tile rows at once (long vectors), with the same operations per value.
+///
+/// # Safety
+/// The caller must be the only task writing channel `ci` of `dst`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn input_channel_impl<const FMA: bool>(
+unsafe fn input_channel_impl<const FMA: bool>(
     tile: &Tile,
     plane: &[f32],
     h: usize,
@@ -316,11 +473,11 @@ fn input_channel_impl<const FMA: bool>(
     row_lo: usize,
     n_rows: usize,
     tiles_x: usize,
-    v: &mut [f32],
+    dst: &PackedTiles,
+    ci: usize,
     buf: &mut Vec<f32>,
 ) {
     let (m, a) = (tile.m, tile.alpha);
-    let tiles = n_rows * tiles_x;
     // Padded rows: input columns −2 .. m·(tiles_x + 1) − 2, so every window and phase fits.
     let pw = m * (tiles_x + 1);
     let ph = tiles_x + 1;
@@ -376,10 +533,11 @@ fn input_channel_impl<const FMA: bool>(
             // one long sum over every tile row (rows `ph` apart), then the `tiles_x` values of
             // each row into V
             weighted_sum::<FMA, false>(hsum, &srcs[..n], &taps[..n]);
-            let base = (r * a + c) * tiles;
-            for (ty, dst) in v[base..base + tiles].chunks_exact_mut(tiles_x).enumerate() {
-                dst.copy_from_slice(&hsum[ty * ph..ty * ph + tiles_x]);
+            let xi = r * a + c;
+            for ty in 0..n_rows {
+                dst.write(xi, ci, ty * tiles_x, &hsum[ty * ph..ty * ph + tiles_x]);
             }
+            dst.zero_padding(xi, ci);
         }
     }
 }
@@ -390,13 +548,14 @@ dispatch_fma!(fn output_channel(
     co: usize,
     cout: usize,
     tiles: usize,
+    ld: usize,
     tiles_x: usize,
     ow: usize,
     rows: &mut [f32],
     buf: &mut Vec<f32>,
 ) => output_channel_impl);
 
-/// `Y = Aᵀ·M·A` for output channel `co` of `mm [α²][cout][tiles]` into `rows` (`ow` wide; the
+/// `Y = Aᵀ·M·A` for output channel `co` of `mm [α²][cout][ld]` into `rows` (`ow` wide; the
 /// rows and columns of the last tiles beyond the output are dropped). Both passes run over all
 /// `tiles` of the chunk at once (long vectors, instead of one tile row of `tiles_x` at a time),
 /// with the same operations per value.
@@ -408,6 +567,7 @@ fn output_channel_impl<const FMA: bool>(
     co: usize,
     cout: usize,
     tiles: usize,
+    ld: usize,
     tiles_x: usize,
     ow: usize,
     rows: &mut [f32],
@@ -424,7 +584,7 @@ fn output_channel_impl<const FMA: bool>(
         for (j, sj) in s.chunks_exact_mut(tiles.max(1)).enumerate() {
             let mut srcs: [&[f32]; 8] = [&[]; 8];
             for (k, &(xi, val)) in terms[..n].iter().enumerate() {
-                let base = ((xi * a + j) * cout + co) * tiles;
+                let base = ((xi * a + j) * cout + co) * ld;
                 srcs[k] = &mm[base..base + tiles];
                 taps[k] = val;
             }

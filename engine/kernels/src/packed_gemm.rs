@@ -1,0 +1,424 @@
+//! Single-precision GEMM on operands that are already stored in micro-panel order.
+//!
+//! The Winograd convolution (`sg3/winograd.rs`) writes both of its GEMM operands itself: the
+//! transformed weights once per sample and layer, the transformed input tiles once per chunk.
+//! Writing them straight into the order the micro-kernel reads means no packing pass at all
+//! (faer's `gemm`, which we used before, re-packed the 512×512 weight block of every transform
+//! position for every chunk of 50-500 tiles: about 40 % of its time on the SG3-T 256 shapes).
+//!
+//! Layouts (all zero-padded to whole panels):
+//! - **A** (`rows × depth`, the weights): panels of [`MR`] rows, each `[depth][MR]`
+//!   (`a[(p · MR) + r]` is row `r`, column `p` of the panel), `a_stride` values apart (so the
+//!   panels of several matrices may interleave).
+//! - **B** (`depth × cols`, the tiles): panels of [`NR`] columns, each `[depth][NR]`.
+//! - **C** (`rows × cols`, row-major with row stride `ldc`, a multiple of [`NR`] at least as
+//!   large as `cols`): written whole vectors at a time, so the padding columns of the last
+//!   panel are overwritten with values of no meaning.
+//!
+//! Micro-kernels: AVX-512 computes an `MR × NR` = 8 × 48 block in 24 vector accumulators (the
+//! B row is three loads, each A value one broadcast); AVX2+FMA the same block as four 4 × 24
+//! sub-blocks (12 accumulators of the 16 registers); elsewhere plain loops. The depth is
+//! processed [`KC`] values at a time so the B micro-panel a kernel streams stays in L1 while
+//! every A panel of the block passes over it.
+
+/// Rows of A (output channels) per micro-panel.
+pub(crate) const MR: usize = 8;
+/// Columns of B (tiles) per micro-panel: three AVX-512 vectors.
+pub(crate) const NR: usize = 48;
+/// Depth per pass over C: a `KC × NR` slice of B is 24 KB, half of a 48 KB L1.
+const KC: usize = 128;
+
+/// Length of a packed B with `depth` rows and `cols` columns.
+pub(crate) fn b_len(depth: usize, cols: usize) -> usize {
+    cols.div_ceil(NR) * NR * depth
+}
+
+/// Row stride of a C with `cols` columns (whole panels).
+pub(crate) fn c_stride(cols: usize) -> usize {
+    cols.div_ceil(NR) * NR
+}
+
+/// Which micro-kernel [`gemm_packed`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kernel {
+    Portable,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs.
+    pub fn best() -> Kernel {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::simd::has_avx512() {
+                return Kernel::Avx512;
+            }
+            if crate::simd::has_fma() {
+                return Kernel::Avx2;
+            }
+        }
+        Kernel::Portable
+    }
+
+    /// Every kernel this CPU runs (for tests).
+    #[cfg(test)]
+    pub fn available() -> Vec<Kernel> {
+        let mut out = vec![Kernel::Portable];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::simd::has_fma() {
+                out.push(Kernel::Avx2);
+            }
+            if crate::simd::has_avx512() {
+                out.push(Kernel::Avx512);
+            }
+        }
+        out
+    }
+}
+
+/// `c[r][j] = Σ_p A[r][p] · B[p][j]` for `r < rows`, `j < cols` (C overwritten, not
+/// accumulated), with `a` (panels `a_stride` apart), `b` packed as described in the module
+/// docs and `c` row-major with row stride `ldc`. Single-threaded: callers run independent
+/// products in parallel.
+///
+/// # Panics
+/// If a slice is shorter than its shape needs or `ldc` is not a whole number of panels.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_packed(
+    kernel: Kernel,
+    rows: usize,
+    cols: usize,
+    depth: usize,
+    a: &[f32],
+    a_stride: usize,
+    b: &[f32],
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let a_panels = rows.div_ceil(MR);
+    assert!(
+        a_stride >= depth * MR && a.len() >= (a_panels - 1) * a_stride + depth * MR,
+        "packed A too short"
+    );
+    assert!(b.len() >= b_len(depth, cols), "packed B too short");
+    assert!(
+        ldc >= c_stride(cols) && ldc.is_multiple_of(NR),
+        "C row stride must be whole panels"
+    );
+    assert!(c.len() >= (rows - 1) * ldc + c_stride(cols), "C too short");
+    if depth == 0 {
+        for r in 0..rows {
+            c[r * ldc..r * ldc + cols].fill(0.0);
+        }
+        return;
+    }
+    let b_panels = cols.div_ceil(NR);
+    for jb in 0..b_panels {
+        // 16-column vectors of this panel that hold real columns.
+        let vecs = (cols - jb * NR).div_ceil(16).min(NR / 16);
+        let mut p0 = 0;
+        while p0 < depth {
+            let kc = KC.min(depth - p0);
+            let b_panel = &b[(jb * depth + p0) * NR..(jb * depth + p0 + kc) * NR];
+            // The B slice of the next pass, prefetched a part per block.
+            let (nj, np) = if p0 + kc < depth {
+                (jb, p0 + kc)
+            } else {
+                (jb + 1, 0)
+            };
+            let b_next: &[f32] = if nj < b_panels {
+                let kn = KC.min(depth - np);
+                &b[(nj * depth + np) * NR..(nj * depth + np + kn) * NR]
+            } else {
+                &[]
+            };
+            let b_part = b_next.len().div_ceil(a_panels);
+            for ib in 0..a_panels {
+                let a_panel = &a[ib * a_stride + p0 * MR..ib * a_stride + (p0 + kc) * MR];
+                let a_next: &[f32] = if ib + 1 < a_panels {
+                    &a[(ib + 1) * a_stride + p0 * MR..(ib + 1) * a_stride + (p0 + kc) * MR]
+                } else {
+                    &a[np * MR..(np * MR + KC.min(depth - np) * MR).min(a.len())]
+                };
+                let b_pref =
+                    &b_next[(ib * b_part).min(b_next.len())..((ib + 1) * b_part).min(b_next.len())];
+                let r0 = ib * MR;
+                let nrows = MR.min(rows - r0);
+                let c_block = &mut c[r0 * ldc + jb * NR..(r0 + nrows - 1) * ldc + (jb + 1) * NR];
+                let tile = Block {
+                    kc,
+                    a: a_panel,
+                    b: b_panel,
+                    c: c_block,
+                    ldc,
+                    rows: nrows,
+                    vecs,
+                    accumulate: p0 > 0,
+                    prefetch: [a_next, b_pref],
+                };
+                match kernel {
+                    Kernel::Portable => tile.portable(),
+                    // SAFETY: these kernels are only chosen when the CPU has the features
+                    // (`Kernel::best`/`available` check them); `Block` holds slices of
+                    // the sizes the kernels read and write (checked in `Block::check`).
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Avx2 => unsafe { x86::block_avx2(&tile) },
+                    #[cfg(target_arch = "x86_64")]
+                    Kernel::Avx512 => unsafe { x86::block_avx512(&tile) },
+                }
+            }
+            p0 += kc;
+        }
+    }
+}
+
+/// One `MR × NR` block of C over `kc` depth values.
+struct Block<'a> {
+    kc: usize,
+    /// `[kc][MR]`.
+    a: &'a [f32],
+    /// `[kc][NR]`.
+    b: &'a [f32],
+    /// Rows `0..rows` of the block, `ldc` apart, each `NR` wide.
+    c: &'a mut [f32],
+    ldc: usize,
+    rows: usize,
+    /// 16-wide column vectors to compute (1..=3).
+    vecs: usize,
+    /// Add to C instead of overwriting it.
+    accumulate: bool,
+    /// Memory the next blocks read (next A panel, part of the next B slice), fetched into the
+    /// cache while this block computes: by the time the loops reach a panel it is in L1, not
+    /// a page away in DRAM (the hardware prefetchers restart at every page).
+    prefetch: [&'a [f32]; 2],
+}
+
+impl Block<'_> {
+    /// The sizes the kernels rely on.
+    #[inline(always)]
+    fn check(&self) {
+        assert!(self.a.len() >= self.kc * MR && self.b.len() >= self.kc * NR);
+        assert!((1..=MR).contains(&self.rows) && (1..=NR / 16).contains(&self.vecs));
+        assert!(self.c.len() >= (self.rows - 1) * self.ldc + NR);
+    }
+
+    fn portable(self) {
+        self.check();
+        let mut acc = [[0.0f32; NR]; MR];
+        let width = self.vecs * 16;
+        for p in 0..self.kc {
+            let brow = &self.b[p * NR..p * NR + width];
+            let arow = &self.a[p * MR..(p + 1) * MR];
+            for (acc_r, &av) in acc.iter_mut().zip(arow) {
+                for (o, &bv) in acc_r[..width].iter_mut().zip(brow) {
+                    *o += av * bv;
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate().take(self.rows) {
+            let dst = &mut self.c[r * self.ldc..r * self.ldc + width];
+            if self.accumulate {
+                for (d, &v) in dst.iter_mut().zip(acc_r) {
+                    *d += v;
+                }
+            } else {
+                dst.copy_from_slice(&acc_r[..width]);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Block, MR, NR};
+    use std::arch::x86_64::*;
+
+    /// Prefetches the cache line of `s[i]` into L1 (nothing when `i` is past the end).
+    #[inline(always)]
+    fn prefetch(s: &[f32], i: usize) {
+        if i < s.len() {
+            // SAFETY: `i` is in bounds; a prefetch reads nothing architecturally.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(s.as_ptr().add(i) as *const i8) };
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn block_avx512(t: &Block<'_>) {
+        t.check();
+        match t.vecs {
+            1 => kernel512::<1>(t),
+            2 => kernel512::<2>(t),
+            _ => kernel512::<3>(t),
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn kernel512<const V: usize>(t: &Block<'_>) {
+        let (a, b, c) = (t.a.as_ptr(), t.b.as_ptr(), t.c.as_ptr() as *mut f32);
+        let mut acc = [[_mm512_setzero_ps(); V]; MR];
+        let [pa, pb] = t.prefetch;
+        for p in 0..t.kc {
+            // one line of each prefetch stream per step (A: 32 B per step, so every line twice)
+            prefetch(pa, p * MR);
+            prefetch(pb, p * 16);
+            let bp = b.add(p * NR);
+            let bv: [__m512; V] = std::array::from_fn(|j| _mm512_loadu_ps(bp.add(16 * j)));
+            let ap = a.add(p * MR);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(r));
+                for j in 0..V {
+                    acc_r[j] = _mm512_fmadd_ps(av, bv[j], acc_r[j]);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate().take(t.rows) {
+            let cp = c.add(r * t.ldc);
+            for (j, &v) in acc_r.iter().enumerate() {
+                let dst = cp.add(16 * j);
+                let v = if t.accumulate {
+                    _mm512_add_ps(_mm512_loadu_ps(dst), v)
+                } else {
+                    v
+                };
+                _mm512_storeu_ps(dst, v);
+            }
+        }
+    }
+
+    /// # Safety
+    /// The CPU must support AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn block_avx2(t: &Block<'_>) {
+        t.check();
+        // 8-wide vectors of real columns: 2, 4 or 6; two sub-blocks of at most 3 across.
+        let ymm = 2 * t.vecs;
+        for rsub in 0..MR / 4 {
+            let r0 = rsub * 4;
+            if r0 >= t.rows {
+                break;
+            }
+            let rows = (t.rows - r0).min(4);
+            let mut col = 0;
+            while col < ymm {
+                match (ymm - col).min(3) {
+                    1 => kernel256::<1>(t, r0, rows, col * 8),
+                    2 => kernel256::<2>(t, r0, rows, col * 8),
+                    _ => kernel256::<3>(t, r0, rows, col * 8),
+                }
+                col += 3;
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + rows` (at most 4), columns `c0..c0 + 8·V` of the block.
+    #[inline(always)]
+    unsafe fn kernel256<const V: usize>(t: &Block<'_>, r0: usize, rows: usize, c0: usize) {
+        let (a, b, c) = (t.a.as_ptr(), t.b.as_ptr(), t.c.as_ptr() as *mut f32);
+        let mut acc = [[_mm256_setzero_ps(); V]; 4];
+        let [pa, pb] = t.prefetch;
+        for p in 0..t.kc {
+            if c0 == 0 {
+                prefetch(pa, p * MR);
+                prefetch(pb, p * 16);
+            }
+            let bp = b.add(p * NR + c0);
+            let bv: [__m256; V] = std::array::from_fn(|j| _mm256_loadu_ps(bp.add(8 * j)));
+            let ap = a.add(p * MR + r0);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm256_broadcast_ss(&*ap.add(r));
+                for j in 0..V {
+                    acc_r[j] = _mm256_fmadd_ps(av, bv[j], acc_r[j]);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate().take(rows) {
+            let cp = c.add((r0 + r) * t.ldc + c0);
+            for (j, &v) in acc_r.iter().enumerate() {
+                let dst = cp.add(8 * j);
+                let v = if t.accumulate {
+                    _mm256_add_ps(_mm256_loadu_ps(dst), v)
+                } else {
+                    v
+                };
+                _mm256_storeu_ps(dst, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packs a row-major `rows × depth` matrix as A.
+    fn pack_a(m: &[f32], rows: usize, depth: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; rows.div_ceil(MR) * MR * depth];
+        for r in 0..rows {
+            for p in 0..depth {
+                out[((r / MR) * depth + p) * MR + r % MR] = m[r * depth + p];
+            }
+        }
+        out
+    }
+
+    /// Packs a row-major `depth × cols` matrix as B.
+    fn pack_b(m: &[f32], depth: usize, cols: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; b_len(depth, cols)];
+        for p in 0..depth {
+            for j in 0..cols {
+                out[((j / NR) * depth + p) * NR + j % NR] = m[p * cols + j];
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn every_kernel_matches_the_definition() {
+        // Shapes with partial row panels, partial column panels of every vector count and
+        // depths below, at and across the KC blocking.
+        for &(rows, cols, depth) in &[
+            (1usize, 1usize, 1usize),
+            (8, 48, 128),
+            (13, 100, 300),
+            (3, 17, 129),
+            (21, 35, 7),
+            (9, 96, 0),
+        ] {
+            let am: Vec<f32> = (0..rows * depth)
+                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0)
+                .collect();
+            let bm: Vec<f32> = (0..depth * cols)
+                .map(|i| ((i * 53 % 89) as f32 - 44.0) / 32.0)
+                .collect();
+            let (a, b) = (pack_a(&am, rows, depth), pack_b(&bm, depth, cols));
+            let ldc = c_stride(cols) + NR;
+            for kernel in Kernel::available() {
+                let mut c = vec![f32::NAN; rows * ldc];
+                gemm_packed(kernel, rows, cols, depth, &a, depth * MR, &b, &mut c, ldc);
+                for r in 0..rows {
+                    for j in 0..cols {
+                        let e: f64 = (0..depth)
+                            .map(|p| am[r * depth + p] as f64 * bm[p * cols + j] as f64)
+                            .sum();
+                        let got = c[r * ldc + j];
+                        assert!(
+                            (got as f64 - e).abs() < 1e-4 * (1.0 + e.abs()),
+                            "{kernel:?} {rows}x{cols}x{depth} ({r},{j}): {got} vs {e}"
+                        );
+                    }
+                    // columns past the last panel are untouched
+                    assert!(c[r * ldc + c_stride(cols)].is_nan(), "{kernel:?}");
+                }
+            }
+        }
+    }
+}
