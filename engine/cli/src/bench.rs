@@ -11,7 +11,8 @@
 //! fewer operations than that where they use Winograd (SG3 3×3 convolutions), so the GFLOP/s
 //! figures are "effective" rates. Not counted: style affines, weight modulation and
 //! demodulation, biases, activations, noise and the FIR filters (SG2 up-sampling, SG3 filtered
-//! leaky ReLU); the per-layer breakdown shows how much time the SG3 filters take.
+//! leaky ReLU); the per-layer breakdown splits each SG3 layer's time into its kernel stages
+//! (weights, Winograd transforms, GEMM, filter), measured in the same fused run.
 
 use anyhow::{anyhow, bail, Context as _, Result};
 use clap::Args;
@@ -27,6 +28,7 @@ use stylegraph_core::plugin::PluginHost;
 use stylegraph_kernels::default_init::{sg3_state_dict, InitTuning};
 use stylegraph_kernels::sg2::Sg2Config;
 use stylegraph_kernels::sg3::{LayerSpec, Sg3Config, Sg3Kind};
+use stylegraph_kernels::stage_time;
 use stylegraph_kernels::{
     builtin, Features, Generator, MappingConfig, MappingNetwork, NoControl, Synthesis,
     SynthesisOptions,
@@ -161,8 +163,34 @@ pub struct LayerTiming {
     pub kind: String,
     pub gflop: f64,
     pub ms: f64,
-    /// SG3 layers: the modulated convolution alone (unfused, whole output at once).
-    pub conv_ms: Option<f64>,
+    /// SG3 layers: where the layer's time went, ms per kernel stage of the same (fused) run.
+    pub stages_ms: Option<StageSplit>,
+}
+
+/// The kernel stages of one SG3 layer, ms each (wall time of the stage's parallel sections;
+/// the layer's `ms` also covers the style affine and the band bookkeeping).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StageSplit {
+    /// Modulation, demodulation and the Winograd weight transform.
+    pub weights: f64,
+    pub input_transform: f64,
+    pub gemm: f64,
+    pub output_transform: f64,
+    /// Bias, up-filter, nonlinearity, down-filter.
+    pub filter: f64,
+}
+
+impl StageSplit {
+    fn from_secs(t: [f64; 5]) -> StageSplit {
+        let ms = |i: usize| t[i] * 1e3;
+        StageSplit {
+            weights: ms(0),
+            input_transform: ms(1),
+            gemm: ms(2),
+            output_transform: ms(3),
+            filter: ms(4),
+        }
+    }
 }
 
 /// The executor's own cost, measured on a chain of scalar `core.math` nodes.
@@ -596,25 +624,29 @@ fn layer_breakdown(built: &Built) -> Result<Vec<LayerTiming>> {
     out.push(timing(name, kind, macs, t.elapsed(), None));
     match &g.synthesis {
         Synthesis::Sg3(s) => {
-            let wd = s.w_dim();
             let t = Instant::now();
             let mut x = s.input_forward(&ws, 1, None)?;
             let (name, kind, macs) = next_stage()?;
             out.push(timing(name, kind, macs, t.elapsed(), None));
-            for (i, layer) in s.layers().iter().enumerate() {
-                let w = ws
-                    .get((i + 1) * wd..(i + 2) * wd)
-                    .ok_or_else(|| anyhow!("ws has no row {}", i + 1))?;
-                let tc = Instant::now();
-                std::hint::black_box(layer.modconv_full(&x.data, w));
-                let conv = tc.elapsed();
+            // Per-stage accounting only for this untimed pass.
+            stage_time::set_enabled(true);
+            let _ = stage_time::take();
+            for i in 0..s.layers().len() {
                 let t = Instant::now();
-                let y: Features = s.layer_forward(i, &x, &ws)?;
+                let y = s.layer_forward(i, &x, &ws);
                 let el = t.elapsed();
-                x = y;
+                let stages = StageSplit::from_secs(stage_time::take());
+                x = match y {
+                    Ok(y) => y,
+                    Err(e) => {
+                        stage_time::set_enabled(false);
+                        return Err(e.into());
+                    }
+                };
                 let (name, kind, macs) = next_stage()?;
-                out.push(timing(name, kind, macs, el, Some(conv)));
+                out.push(timing(name, kind, macs, el, Some(stages)));
             }
+            stage_time::set_enabled(false);
         }
         Synthesis::Sg2(s) => {
             let noise = SynthesisOptions::default().noise;
@@ -639,14 +671,14 @@ fn timing(
     kind: String,
     macs: f64,
     el: Duration,
-    conv: Option<Duration>,
+    stages_ms: Option<StageSplit>,
 ) -> LayerTiming {
     LayerTiming {
         name,
         kind,
         gflop: 2.0 * macs / 1e9,
         ms: el.as_secs_f64() * 1e3,
-        conv_ms: conv.map(|d| d.as_secs_f64() * 1e3),
+        stages_ms,
     }
 }
 
@@ -859,8 +891,9 @@ fn table(r: &BenchReport) -> String {
         let _ = writeln!(s, "\n{} per stage (one image):", n.name);
         let _ = writeln!(
             s,
-            "  {:<16} {:<42} {:>8} {:>9} {:>6} {:>8} {:>9}",
-            "stage", "kind", "GFLOP", "ms", "share", "GFLOP/s", "conv ms"
+            "  {:<16} {:<42} {:>8} {:>9} {:>6} {:>8}   \
+             ms in: weights / in-transform / gemm / out-transform / filter",
+            "stage", "kind", "GFLOP", "ms", "share", "GFLOP/s"
         );
         for l in &n.layers {
             let rate = if l.ms > 0.0 {
@@ -870,14 +903,17 @@ fn table(r: &BenchReport) -> String {
             };
             let _ = writeln!(
                 s,
-                "  {:<16} {:<42} {:>8.3} {:>9.1} {:>5.1}% {:>8.1} {:>9}",
+                "  {:<16} {:<42} {:>8.3} {:>9.1} {:>5.1}% {:>8.1}   {}",
                 l.name,
                 l.kind,
                 l.gflop,
                 l.ms,
                 100.0 * l.ms / total.max(1e-9),
                 rate,
-                l.conv_ms.map_or(String::new(), |c| format!("{c:.1}")),
+                l.stages_ms.as_ref().map_or(String::new(), |t| format!(
+                    "{:.1} / {:.1} / {:.1} / {:.1} / {:.1}",
+                    t.weights, t.input_transform, t.gemm, t.output_transform, t.filter
+                )),
             );
         }
     }

@@ -101,6 +101,29 @@ fn quick_bench_reports_every_figure_as_json() {
             positive(l, "ms");
             positive(l, "gflop");
         }
+        // SG3 conv layers: the kernel stages of the same run, within the layer's time.
+        if !name.starts_with("stylegan2") {
+            for l in &layers[2..] {
+                let stages = &l["stages_ms"];
+                positive(stages, "gemm");
+                positive(stages, "filter");
+                let sum: f64 = [
+                    "weights",
+                    "input_transform",
+                    "gemm",
+                    "output_transform",
+                    "filter",
+                ]
+                .iter()
+                .map(|k| num(stages, k))
+                .sum();
+                let ms = num(l, "ms");
+                assert!(
+                    sum <= ms * 1.05 + 0.05,
+                    "{name}: stages {sum} ms > layer {ms} ms"
+                );
+            }
+        }
         // The stages' FLOPs add up to the network's.
         let sum: f64 = layers.iter().map(|l| num(l, "gflop")).sum();
         assert!(

@@ -32,6 +32,7 @@ pub(crate) mod packed_gemm;
 pub mod sg2;
 pub mod sg3;
 pub(crate) mod simd;
+pub mod stage_time;
 pub mod tensor_map;
 
 pub use generator::{image_to_u8, Architecture, Generator, Synthesis, SynthesisOptions};

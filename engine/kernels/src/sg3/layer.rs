@@ -11,6 +11,7 @@ use crate::sg3::filtered_lrelu::{Act, AxisPlan, BandScratch, DownTaps, Resampler
 use crate::sg3::modconv::{
     conv_rows, prenormalize_weight, ConvScratch, ConvShape, PreparedConv, WeightBuffers,
 };
+use crate::stage_time::{self, Stage};
 use crate::tensor_map::TensorMap;
 
 /// Target size (f32 values) of the buffer holding one band of conv output rows.
@@ -234,6 +235,7 @@ impl Sg3Layer {
             w: s.in_size,
             k,
         };
+        let _section = stage_time::section(Stage::Weights);
         let prepared = PreparedConv::modulated(
             shape,
             &self.weight,
@@ -324,6 +326,7 @@ impl Sg3Layer {
             }
             let conv_ref: &[f32] = conv;
             let rows = have_hi - have_lo;
+            let _section = stage_time::section(Stage::Filter);
             out.par_chunks_mut(ho * wo)
                 .zip(&self.bias)
                 .enumerate()

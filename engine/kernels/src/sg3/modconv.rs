@@ -9,6 +9,7 @@ use rayon::prelude::*;
 
 use crate::gemm::{sgemm, MatMut, MatRef, Threads};
 use crate::sg3::winograd::{winograd_rows, Modulation, WinogradScratch, WinogradWeights, F2, F4};
+use crate::stage_time::{self, Stage};
 
 /// Upper bound on the im2col buffer (f32 values) per GEMM call.
 const IM2COL_BUDGET: usize = 1 << 21;
@@ -269,6 +270,7 @@ pub(crate) fn conv_rows(
     };
     if k == 1 {
         let rows = r1 - r0;
+        let _section = stage_time::section(Stage::Gemm);
         sgemm(
             MatMut {
                 data: dst,
@@ -294,7 +296,10 @@ pub(crate) fn conv_rows(
         let re = (r + chunk).min(r1);
         let n = (re - r) * ow;
         scratch.col.resize(kdim * n, 0.0);
+        let section = stage_time::section(Stage::InputTransform);
         im2col(shape, x, r, re, &mut scratch.col[..kdim * n]);
+        drop(section);
+        let _section = stage_time::section(Stage::Gemm);
         let off = (r - r0) * ow;
         sgemm(
             MatMut {

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 
 use crate::packed_gemm::{self, MR, NR};
 use crate::simd::{deinterleave, dispatch_fma, interleave, weighted_sum};
+use crate::stage_time::{self, Stage};
 
 /// The transform matrices of one tile size.
 pub(crate) struct Tile {
@@ -371,6 +372,7 @@ pub(crate) fn winograd_rows(
         let v_len = a2 * packed_gemm::b_len(cin, tiles);
         scratch.v.resize(v_len, 0.0);
         scratch.m.resize(a2 * cout * ld, 0.0);
+        let section = stage_time::section(Stage::InputTransform);
         let packed = PackedTiles::new(&mut scratch.v[..v_len], cin, tiles, a2);
         x.par_chunks(h * w)
             .take(cin)
@@ -381,6 +383,8 @@ pub(crate) fn winograd_rows(
                     input_channel(tile, plane, h, w, row_lo, n_rows, tiles_x, &packed, ci, buf);
                 }
             });
+        drop(section);
+        let section = stage_time::section(Stage::Gemm);
         // M: [α²][cout][ld], one GEMM per transform position.
         let v = &scratch.v[..v_len];
         let u = &weights.u;
@@ -402,6 +406,8 @@ pub(crate) fn winograd_rows(
                     ld,
                 );
             });
+        drop(section);
+        let _section = stage_time::section(Stage::OutputTransform);
         // Output transform, straight into the caller's rows.
         let mm = &scratch.m[..a2 * cout * ld];
         let rows_here = (r1 - row_lo).min(m * n_rows);
