@@ -283,6 +283,72 @@ pub(crate) fn weighted_sums(
     vector::sums_portable(&ptrs, taps, act);
 }
 
+/// The F(4×4, 3×3) Winograd input transform `t = Bᵀ·d` along one axis, on whole rows:
+/// `outs[r][i]` from `base[offsets[k] + i]`, `k < 6` (`i <` the shortest output). See
+/// `vector::f4_in` for the arithmetic.
+///
+/// # Panics
+/// If a source window runs past `base`.
+pub(crate) fn winograd_f4_input(outs: [&mut [f32]; 6], base: &[f32], offsets: [usize; 6]) {
+    let n = outs.iter().map(|o| o.len()).min().unwrap_or(0);
+    assert!(
+        offsets
+            .iter()
+            .all(|&o| o.checked_add(n).is_some_and(|e| e <= base.len())),
+        "winograd_f4_input: source window out of range"
+    );
+    let d: [*const f32; 6] = std::array::from_fn(|k| base[offsets[k]..].as_ptr());
+    let mut outs = outs;
+    let t: [*mut f32; 6] = std::array::from_fn(|k| outs[k].as_mut_ptr());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512() {
+            // SAFETY: the CPU has the features; every row holds `n` values (checked above;
+            // the outputs are distinct `&mut` slices).
+            unsafe { vector::f4_in_avx512(&d, &t, n) };
+            return;
+        }
+        if has_fma() {
+            // SAFETY: as above.
+            unsafe { vector::f4_in_avx2(&d, &t, n) };
+            return;
+        }
+    }
+    vector::f4_in_portable(&d, &t, n);
+}
+
+/// The F(4×4, 3×3) Winograd output transform `y = Aᵀ·m` along one axis, on whole rows:
+/// `outs[r][i]` from `base[offsets[k] + i]`, `k < 6`.
+///
+/// # Panics
+/// If a source window runs past `base`.
+pub(crate) fn winograd_f4_output(outs: [&mut [f32]; 4], base: &[f32], offsets: [usize; 6]) {
+    let n = outs.iter().map(|o| o.len()).min().unwrap_or(0);
+    assert!(
+        offsets
+            .iter()
+            .all(|&o| o.checked_add(n).is_some_and(|e| e <= base.len())),
+        "winograd_f4_output: source window out of range"
+    );
+    let m: [*const f32; 6] = std::array::from_fn(|k| base[offsets[k]..].as_ptr());
+    let mut outs = outs;
+    let y: [*mut f32; 4] = std::array::from_fn(|k| outs[k].as_mut_ptr());
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512() {
+            // SAFETY: as in `winograd_f4_input`.
+            unsafe { vector::f4_out_avx512(&m, &y, n) };
+            return;
+        }
+        if has_fma() {
+            // SAFETY: as above.
+            unsafe { vector::f4_out_avx2(&m, &y, n) };
+            return;
+        }
+    }
+    vector::f4_out_portable(&m, &y, n);
+}
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn weighted_sum_fma(out: &mut [f32], srcs: &[&[f32]], taps: &[f32]) {
@@ -316,6 +382,8 @@ mod vector {
         unsafe fn store(p: *mut f32, v: Self::V);
         unsafe fn splat(x: f32) -> Self::V;
         unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
+        unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
+        unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
         /// `a · b + c`
         unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
         unsafe fn act(v: Self::V, a: &LeakyClamp) -> Self::V;
@@ -446,6 +514,12 @@ mod vector {
         unsafe fn mul(a: f32, b: f32) -> f32 {
             a * b
         }
+        unsafe fn add(a: f32, b: f32) -> f32 {
+            a + b
+        }
+        unsafe fn sub(a: f32, b: f32) -> f32 {
+            a - b
+        }
         unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
             a * b + c
         }
@@ -457,17 +531,139 @@ mod vector {
         }
     }
 
+    /// Scalar lanes with fused multiply-adds, for the tails of the FMA vector paths (only
+    /// inside functions compiled with FMA, where `mul_add` is one instruction).
+    #[cfg(target_arch = "x86_64")]
+    struct FusedScalar;
+    #[cfg(target_arch = "x86_64")]
+    impl Lanes for FusedScalar {
+        type V = f32;
+        const N: usize = 1;
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> f32 {
+            *p
+        }
+        #[inline(always)]
+        unsafe fn store(p: *mut f32, v: f32) {
+            *p = v
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> f32 {
+            x
+        }
+        #[inline(always)]
+        unsafe fn mul(a: f32, b: f32) -> f32 {
+            a * b
+        }
+        #[inline(always)]
+        unsafe fn add(a: f32, b: f32) -> f32 {
+            a + b
+        }
+        #[inline(always)]
+        unsafe fn sub(a: f32, b: f32) -> f32 {
+            a - b
+        }
+        #[inline(always)]
+        unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
+            a.mul_add(b, c)
+        }
+        #[inline(always)]
+        unsafe fn act(v: f32, a: &LeakyClamp) -> f32 {
+            a.apply(v)
+        }
+        #[inline(always)]
+        fn fma1(a: f32, b: f32, c: f32) -> f32 {
+            a.mul_add(b, c)
+        }
+    }
+
+    /// `t = Bᵀ·d` of F(4×4, 3×3) on rows of `n` values, with the usual common subexpressions
+    /// (10 operations for the six outputs instead of 22 multiply-adds):
+    /// `t0 = 4d0 − 5d2 + d4`, `t1,2 = (d4 − 4d2) ± (d3 − 4d1)`, `t3,4 = (d4 − d2) ± 2(d3 − d1)`,
+    /// `t5 = 4d1 − 5d3 + d5`.
+    #[inline(always)]
+    unsafe fn f4_in<L: Lanes, T: Lanes<V = f32>>(d: &[*const f32; 6], t: &[*mut f32; 6], n: usize) {
+        #[inline(always)]
+        unsafe fn one<L: Lanes>(d: &[*const f32; 6], t: &[*mut f32; 6], i: usize) {
+            let x: [L::V; 6] = std::array::from_fn(|k| L::load(d[k].add(i)));
+            let (c4, c5, c2) = (L::splat(4.0), L::splat(-5.0), L::splat(2.0));
+            let m4 = L::splat(-4.0);
+            let p = L::fma(m4, x[2], x[4]);
+            let q = L::fma(m4, x[1], x[3]);
+            let r = L::sub(x[4], x[2]);
+            let u = L::sub(x[3], x[1]);
+            L::store(t[0].add(i), L::fma(c4, x[0], L::fma(c5, x[2], x[4])));
+            L::store(t[1].add(i), L::add(p, q));
+            L::store(t[2].add(i), L::sub(p, q));
+            L::store(t[3].add(i), L::fma(c2, u, r));
+            L::store(t[4].add(i), L::fma(L::splat(-2.0), u, r));
+            L::store(t[5].add(i), L::fma(c4, x[1], L::fma(c5, x[3], x[5])));
+        }
+        let mut i = 0;
+        while i + L::N <= n {
+            one::<L>(d, t, i);
+            i += L::N;
+        }
+        while i < n {
+            one::<T>(d, t, i);
+            i += 1;
+        }
+    }
+
+    /// `y = Aᵀ·m` of F(4×4, 3×3) on rows of `n` values: with `a, b = m1 ± m2` and `c, e = m3 ±
+    /// m4`, `y0 = m0 + a + c`, `y1 = b + 2e`, `y2 = a + 4c`, `y3 = b + 8e + m5`.
+    #[inline(always)]
+    unsafe fn f4_out<L: Lanes, T: Lanes<V = f32>>(
+        m: &[*const f32; 6],
+        y: &[*mut f32; 4],
+        n: usize,
+    ) {
+        #[inline(always)]
+        unsafe fn one<L: Lanes>(m: &[*const f32; 6], y: &[*mut f32; 4], i: usize) {
+            let x: [L::V; 6] = std::array::from_fn(|k| L::load(m[k].add(i)));
+            let a = L::add(x[1], x[2]);
+            let b = L::sub(x[1], x[2]);
+            let c = L::add(x[3], x[4]);
+            let e = L::sub(x[3], x[4]);
+            L::store(y[0].add(i), L::add(L::add(x[0], a), c));
+            L::store(y[1].add(i), L::fma(L::splat(2.0), e, b));
+            L::store(y[2].add(i), L::fma(L::splat(4.0), c, a));
+            L::store(y[3].add(i), L::add(L::fma(L::splat(8.0), e, b), x[5]));
+        }
+        let mut i = 0;
+        while i + L::N <= n {
+            one::<L>(m, y, i);
+            i += L::N;
+        }
+        while i < n {
+            one::<T>(m, y, i);
+            i += 1;
+        }
+    }
+
+    pub(super) fn f4_in_portable(d: &[*const f32; 6], t: &[*mut f32; 6], n: usize) {
+        // SAFETY: the caller (`winograd_f4_input`) checked the rows.
+        unsafe { f4_in::<Portable, Portable>(d, t, n) }
+    }
+
+    pub(super) fn f4_out_portable(m: &[*const f32; 6], y: &[*mut f32; 4], n: usize) {
+        // SAFETY: the caller (`winograd_f4_output`) checked the rows.
+        unsafe { f4_out::<Portable, Portable>(m, y, n) }
+    }
+
     pub(super) fn sums_portable(p: &SumPtrs, taps: &[f32], act: LeakyClamp) {
         // SAFETY: `weighted_sums` built `p` from live slices of `p.n` values.
         unsafe { dispatch::<Portable>(p, taps, act) }
     }
 
     #[cfg(target_arch = "x86_64")]
+    pub(super) use x86::{f4_in_avx2, f4_in_avx512, f4_out_avx2, f4_out_avx512};
+    #[cfg(target_arch = "x86_64")]
     pub(super) use x86::{sums_avx2, sums_avx512};
 
     #[cfg(target_arch = "x86_64")]
     mod x86 {
-        use super::{dispatch, Lanes, LeakyClamp, SumPtrs};
+        use super::{dispatch, f4_in, f4_out, FusedScalar, Lanes, LeakyClamp, SumPtrs};
         use std::arch::x86_64::*;
 
         pub(crate) struct Avx512;
@@ -489,6 +685,14 @@ mod vector {
             #[inline(always)]
             unsafe fn mul(a: __m512, b: __m512) -> __m512 {
                 _mm512_mul_ps(a, b)
+            }
+            #[inline(always)]
+            unsafe fn add(a: __m512, b: __m512) -> __m512 {
+                _mm512_add_ps(a, b)
+            }
+            #[inline(always)]
+            unsafe fn sub(a: __m512, b: __m512) -> __m512 {
+                _mm512_sub_ps(a, b)
             }
             #[inline(always)]
             unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
@@ -530,6 +734,14 @@ mod vector {
                 _mm256_mul_ps(a, b)
             }
             #[inline(always)]
+            unsafe fn add(a: __m256, b: __m256) -> __m256 {
+                _mm256_add_ps(a, b)
+            }
+            #[inline(always)]
+            unsafe fn sub(a: __m256, b: __m256) -> __m256 {
+                _mm256_sub_ps(a, b)
+            }
+            #[inline(always)]
             unsafe fn fma(a: __m256, b: __m256, c: __m256) -> __m256 {
                 _mm256_fmadd_ps(a, b, c)
             }
@@ -559,6 +771,34 @@ mod vector {
         #[target_feature(enable = "avx2,fma")]
         pub(crate) unsafe fn sums_avx2(p: &SumPtrs, taps: &[f32], act: LeakyClamp) {
             dispatch::<Avx2>(p, taps, act)
+        }
+
+        /// # Safety
+        /// The CPU must have AVX-512F; every row must hold `n` values.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        pub(crate) unsafe fn f4_in_avx512(d: &[*const f32; 6], t: &[*mut f32; 6], n: usize) {
+            f4_in::<Avx512, FusedScalar>(d, t, n)
+        }
+
+        /// # Safety
+        /// The CPU must have AVX2 and FMA; every row must hold `n` values.
+        #[target_feature(enable = "avx2,fma")]
+        pub(crate) unsafe fn f4_in_avx2(d: &[*const f32; 6], t: &[*mut f32; 6], n: usize) {
+            f4_in::<Avx2, FusedScalar>(d, t, n)
+        }
+
+        /// # Safety
+        /// The CPU must have AVX-512F; every row must hold `n` values.
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        pub(crate) unsafe fn f4_out_avx512(m: &[*const f32; 6], y: &[*mut f32; 4], n: usize) {
+            f4_out::<Avx512, FusedScalar>(m, y, n)
+        }
+
+        /// # Safety
+        /// The CPU must have AVX2 and FMA; every row must hold `n` values.
+        #[target_feature(enable = "avx2,fma")]
+        pub(crate) unsafe fn f4_out_avx2(m: &[*const f32; 6], y: &[*mut f32; 4], n: usize) {
+            f4_out::<Avx2, FusedScalar>(m, y, n)
         }
     }
 }
@@ -725,6 +965,55 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn winograd_f4_transforms_match_their_matrices() {
+        // Bᵀ and Aᵀ of F(4×4, 3×3), as in sg3/winograd.rs.
+        let bt: [[f32; 6]; 6] = [
+            [4.0, 0.0, -5.0, 0.0, 1.0, 0.0],
+            [0.0, -4.0, -4.0, 1.0, 1.0, 0.0],
+            [0.0, 4.0, -4.0, -1.0, 1.0, 0.0],
+            [0.0, -2.0, -1.0, 2.0, 1.0, 0.0],
+            [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+            [0.0, 4.0, 0.0, -5.0, 0.0, 1.0],
+        ];
+        let at: [[f32; 6]; 4] = [
+            [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+            [0.0, 1.0, -1.0, 2.0, -2.0, 0.0],
+            [0.0, 1.0, 1.0, 4.0, 4.0, 0.0],
+            [0.0, 1.0, -1.0, 8.0, -8.0, 1.0],
+        ];
+        let base: Vec<f32> = (0..500)
+            .map(|i| ((i * 53 % 41) as f32 - 20.0) / 8.0)
+            .collect();
+        for n in [1usize, 7, 16, 37, 64] {
+            let offs: [usize; 6] = std::array::from_fn(|k| k * 61 + 3);
+            let mut t = vec![vec![f32::NAN; n + 1]; 6];
+            {
+                let mut it = t.iter_mut();
+                let outs = std::array::from_fn(|_| &mut it.next().expect("row")[..n]);
+                winograd_f4_input(outs, &base, offs);
+            }
+            let mut y = vec![vec![f32::NAN; n + 1]; 4];
+            {
+                let mut it = y.iter_mut();
+                let outs = std::array::from_fn(|_| &mut it.next().expect("row")[..n]);
+                winograd_f4_output(outs, &base, offs);
+            }
+            for i in 0..n {
+                let d: [f64; 6] = std::array::from_fn(|k| base[offs[k] + i] as f64);
+                for (r, row) in bt.iter().enumerate() {
+                    let e: f64 = row.iter().zip(&d).map(|(&b, &v)| b as f64 * v).sum();
+                    assert!((t[r][i] as f64 - e).abs() < 1e-5, "Bᵀ n={n} ({r},{i})");
+                }
+                for (r, row) in at.iter().enumerate() {
+                    let e: f64 = row.iter().zip(&d).map(|(&a, &v)| a as f64 * v).sum();
+                    assert!((y[r][i] as f64 - e).abs() < 1e-4, "Aᵀ n={n} ({r},{i})");
+                }
+            }
+            assert!(t.iter().all(|r| r[n].is_nan()) && y.iter().all(|r| r[n].is_nan()));
         }
     }
 

@@ -13,7 +13,9 @@
 use rayon::prelude::*;
 
 use crate::packed_gemm::{self, MR, NR};
-use crate::simd::{deinterleave, dispatch_fma, interleave, weighted_sum};
+use crate::simd::{
+    deinterleave, dispatch_fma, interleave, weighted_sum, winograd_f4_input, winograd_f4_output,
+};
 use crate::stage_time::{self, Stage};
 
 /// The transform matrices of one tile size.
@@ -491,12 +493,13 @@ unsafe fn input_channel_impl<const FMA: bool>(
     // column `m·q + p` of row r of tile row ty.
     let plen = n_rows * ph;
     let run = (n_rows - 1) * ph + tiles_x;
-    buf.resize(2 * a * pw + a * m * plen + run, 0.0);
+    buf.resize(2 * a * pw + a * m * plen + a * run, 0.0);
     let (drows, rest) = buf.split_at_mut(a * pw);
     let (trows, rest) = rest.split_at_mut(a * pw);
     let (phases, hsum) = rest.split_at_mut(a * m * plen);
     let mut taps = [0.0f32; 8];
     let bt_terms = all_row_terms(tile.bt, a, a);
+    let f4 = std::ptr::eq(tile, &F4);
     for ty in 0..n_rows {
         // the α padded input rows of this tile row: input row = out row + i − 2
         for (i, dr) in drows.chunks_exact_mut(pw).enumerate() {
@@ -510,14 +513,20 @@ unsafe fn input_channel_impl<const FMA: bool>(
         }
         // vertical: t_r = Σ_i Bᵀ[r][i] · d_i
         let drows_ref: &[f32] = drows;
-        for (r, t) in trows.chunks_exact_mut(pw).enumerate() {
-            let mut srcs: [&[f32]; 8] = [&[]; 8];
-            let (terms, n) = bt_terms[r];
-            for (k, &(i, val)) in terms[..n].iter().enumerate() {
-                srcs[k] = &drows_ref[i * pw..(i + 1) * pw];
-                taps[k] = val;
+        if f4 {
+            let mut it = trows.chunks_exact_mut(pw);
+            let outs: [&mut [f32]; 6] = std::array::from_fn(|_| it.next().unwrap_or_default());
+            winograd_f4_input(outs, drows_ref, std::array::from_fn(|i| i * pw));
+        } else {
+            for (r, t) in trows.chunks_exact_mut(pw).enumerate() {
+                let mut srcs: [&[f32]; 8] = [&[]; 8];
+                let (terms, n) = bt_terms[r];
+                for (k, &(i, val)) in terms[..n].iter().enumerate() {
+                    srcs[k] = &drows_ref[i * pw..(i + 1) * pw];
+                    taps[k] = val;
+                }
+                weighted_sum::<FMA, false>(t, &srcs[..n], &taps[..n]);
             }
-            weighted_sum::<FMA, false>(t, &srcs[..n], &taps[..n]);
         }
         // split each row into its m phases (column m·q + p -> phase p, position q)
         for (r, t) in trows.chunks_exact(pw).enumerate() {
@@ -525,10 +534,26 @@ unsafe fn input_channel_impl<const FMA: bool>(
             deinterleave(dst, &t[..m * ph], m, plen);
         }
     }
-    // horizontal: column m·tx + j of row r is phase (j mod m) at tx + j div m
+    // horizontal: column m·tx + j of row r is phase (j mod m) at tx + j div m; one long pass
+    // over every tile row (rows `ph` apart), then the `tiles_x` values of each row into V
     let phases_ref: &[f32] = phases;
     for r in 0..a {
-        let row_phases = &phases_ref[r * m * plen..(r + 1) * m * plen];
+        let row0 = r * m * plen;
+        if f4 {
+            let mut it = hsum.chunks_exact_mut(run);
+            let outs: [&mut [f32]; 6] = std::array::from_fn(|_| it.next().unwrap_or_default());
+            let offs = std::array::from_fn(|j| row0 + (j % m) * plen + j / m);
+            winograd_f4_input(outs, phases_ref, offs);
+            for (c, row) in hsum.chunks_exact(run).enumerate().take(a) {
+                let xi = r * a + c;
+                for ty in 0..n_rows {
+                    dst.write(xi, ci, ty * tiles_x, &row[ty * ph..ty * ph + tiles_x]);
+                }
+                dst.zero_padding(xi, ci);
+            }
+            continue;
+        }
+        let row_phases = &phases_ref[row0..row0 + m * plen];
         for (c, &(terms, n)) in bt_terms.iter().enumerate().take(a) {
             let mut srcs: [&[f32]; 8] = [&[]; 8];
             for (k, &(j, val)) in terms[..n].iter().enumerate() {
@@ -536,8 +561,7 @@ unsafe fn input_channel_impl<const FMA: bool>(
                 srcs[k] = &row_phases[start..start + run];
                 taps[k] = val;
             }
-            // one long sum over every tile row (rows `ph` apart), then the `tiles_x` values of
-            // each row into V
+            let hsum = &mut hsum[..run];
             weighted_sum::<FMA, false>(hsum, &srcs[..n], &taps[..n]);
             let xi = r * a + c;
             for ty in 0..n_rows {
@@ -580,6 +604,31 @@ fn output_channel_impl<const FMA: bool>(
     buf: &mut Vec<f32>,
 ) {
     let (m, a) = (tile.m, tile.alpha);
+    if std::ptr::eq(tile, &F4) && tiles > 0 {
+        // S[sub][j] = Aᵀ·M[·][j] for every column j of the tiles at once, then per output row
+        // Y = Aᵀ·S[sub] (both with the common subexpressions of `winograd_f4_output`).
+        buf.resize((m * a + m) * tiles, 0.0);
+        let (s, y) = buf.split_at_mut(m * a * tiles);
+        for j in 0..a {
+            let mut it = s.chunks_exact_mut(a * tiles);
+            let outs: [&mut [f32]; 4] = std::array::from_fn(|_| {
+                let plane = it.next().unwrap_or_default();
+                &mut plane[j * tiles..(j + 1) * tiles]
+            });
+            let offs = std::array::from_fn(|xi| ((xi * a + j) * cout + co) * ld);
+            winograd_f4_output(outs, mm, offs);
+        }
+        let s_ref: &[f32] = s;
+        for sub in 0..m {
+            let mut it = y.chunks_exact_mut(tiles);
+            let outs: [&mut [f32]; 4] = std::array::from_fn(|_| it.next().unwrap_or_default());
+            winograd_f4_output(outs, s_ref, std::array::from_fn(|j| (sub * a + j) * tiles));
+            for (ty, out_row) in rows.chunks_exact_mut(ow).skip(sub).step_by(m).enumerate() {
+                interleave(out_row, &y[ty * tiles_x..], m, tiles);
+            }
+        }
+        return;
+    }
     buf.resize((a + m) * tiles, 0.0);
     let (s, y) = buf.split_at_mut(a * tiles);
     let mut taps = [0.0f32; 8];
