@@ -1,4 +1,5 @@
-//! Direct (im2col-free) multi-tap convolution with an AVX2+FMA register-blocked micro-kernel.
+//! Direct (im2col-free) multi-tap convolution with register-blocked AVX2+FMA and AVX-512
+//! micro-kernels.
 //!
 //! For the layers with few channels (the high resolutions, which dominate the run time) a GEMM
 //! over im2col tiles is inefficient: the output-channel dimension is tiny and the im2col copy
@@ -12,9 +13,40 @@ use super::ops::{Epilogue, Tap};
 
 /// Output channels per micro-kernel call.
 pub(crate) const OB: usize = 4;
-/// Pixels per micro-kernel call (two 8-wide vectors). With 4 channels that is 8 accumulators,
-/// which leaves the compiler enough of the 16 vector registers to avoid spilling.
-pub(crate) const SW: usize = 16;
+/// Widest strip (pixels per micro-kernel call) of any kernel.
+const MAX_SW: usize = 64;
+
+/// Which micro-kernel [`conv_direct`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    /// 4 channels × 16 pixels (two 8-wide vectors): 8 accumulators, which leaves the
+    /// compiler enough of the 16 vector registers to avoid spilling.
+    Avx2,
+    /// 4 channels × 64 pixels (four 16-wide vectors): 16 of the 32 registers, and one
+    /// broadcast weight feeds four multiply-adds.
+    Avx512,
+}
+
+impl Isa {
+    /// The best kernel of this CPU (`None` without AVX2 and FMA).
+    pub(crate) fn best() -> Option<Isa> {
+        if crate::simd::has_avx512() {
+            Some(Isa::Avx512)
+        } else if crate::simd::has_fma() {
+            Some(Isa::Avx2)
+        } else {
+            None
+        }
+    }
+
+    /// Pixels per micro-kernel call.
+    fn strip(self) -> usize {
+        match self {
+            Isa::Avx2 => 16,
+            Isa::Avx512 => 64,
+        }
+    }
+}
 
 thread_local! {
     /// Each worker thread's band buffer, kept between calls.
@@ -26,11 +58,6 @@ const BAND_FLOATS: usize = 256 * 1024;
 
 /// Weight budget in floats of the output-channel blocks computed together.
 const GROUP_WEIGHT_FLOATS: usize = 4 * 1024;
-
-/// Whether the direct kernel can run on this CPU.
-pub(crate) fn available() -> bool {
-    crate::simd::has_fma()
-}
 
 /// The dense `[cout, out_h, out_w]` output of a convolution, shared between tasks that each
 /// write a disjoint set of rows.
@@ -98,10 +125,11 @@ pub(crate) struct SubConv<'a> {
 }
 
 /// Runs every convolution of `subs` (each with `cout` outputs) over the `[cin, h, w]` input
-/// `x`. Each task copies a band of input rows into a zero-padded buffer once and runs all
-/// sub-convolutions on it (the four phases of a transposed convolution share their input).
-/// Requires [`available`].
+/// `x` with the micro-kernel `isa` (which the CPU must support: see [`Isa::best`]). Each task
+/// copies a band of input rows into a zero-padded buffer once and runs all sub-convolutions on
+/// it (the four phases of a transposed convolution share their input).
 pub(crate) fn conv_direct(
+    isa: Isa,
     x: &[f32],
     cin: usize,
     h: usize,
@@ -109,7 +137,12 @@ pub(crate) fn conv_direct(
     cout: usize,
     subs: &[SubConv<'_>],
 ) {
-    assert!(available(), "direct convolution needs AVX2 and FMA");
+    let supported = match isa {
+        Isa::Avx2 => crate::simd::has_fma(),
+        Isa::Avx512 => crate::simd::has_avx512(),
+    };
+    assert!(supported, "direct convolution: the CPU lacks {isa:?}");
+    let sw = isa.strip();
     assert_eq!(x.len(), cin * h * w, "conv input size");
     let nob = cout.div_ceil(OB);
     for sc in subs {
@@ -139,12 +172,12 @@ pub(crate) fn conv_direct(
     if cout == 0 || cin == 0 || out_w == 0 {
         return;
     }
-    let nstrips = out_w.div_ceil(SW);
+    let nstrips = out_w.div_ceil(sw);
     // Padded band row: one zero column on the left, room for the input row and for whole
     // strips plus the right tap. The row length in cache lines is made odd so that the rows
     // of a channel fall into different L1 sets (power-of-two strides would make the ~3·cin
     // rows a strip reads collide in a few sets).
-    let mut wp = ((nstrips * SW).max(w) + 2).div_ceil(LINE) * LINE;
+    let mut wp = ((nstrips * sw).max(w) + 2).div_ceil(LINE) * LINE;
     if (wp / LINE).is_multiple_of(2) {
         wp += LINE;
     }
@@ -184,8 +217,14 @@ pub(crate) fn conv_direct(
                 Ok(g) => g,
                 Err(_) => &mut own,
             };
-            // SAFETY: `available()` (AVX2 + FMA) was asserted above.
-            unsafe { band_avx2(&job, b, band) };
+            // SAFETY: the CPU supports `isa` (asserted above); the band geometry was computed
+            // for its strip width.
+            unsafe {
+                match isa {
+                    Isa::Avx2 => band_avx2(&job, b, band),
+                    Isa::Avx512 => band_avx512(&job, b, band),
+                }
+            };
         })
     });
 }
@@ -214,15 +253,71 @@ struct BandJob<'a, 'b> {
     offs: &'a [Vec<isize>],
 }
 
-/// One band of output rows, compiled with AVX2 + FMA (the micro-kernel and the epilogue are
-/// inlined into it).
+/// One band of output rows with the AVX2 micro-kernel.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, and `b` must be a band index of `job` (each band is
-/// processed by one task only).
+/// processed by one task only), laid out for 16-pixel strips.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
+    band_with::<avx2::Kernel>(job, b, band)
+}
+
+/// One band of output rows with the AVX-512 micro-kernel.
+///
+/// # Safety
+/// As [`band_avx2`], for a CPU with AVX-512F and a job laid out for 64-pixel strips.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn band_avx512(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
+    band_with::<avx512::Kernel>(job, b, band)
+}
+
+/// What the band loop needs of a micro-kernel.
+#[cfg(target_arch = "x86_64")]
+trait StripKernel {
+    /// Pixels per strip.
+    const SW: usize;
+    type Acc;
+    /// `acc[o] = Σ_c Σ_t w[(c·T + t)·4 + o] · x[c·cstride + offs[t] + 0..SW]`.
+    ///
+    /// # Safety
+    /// Every `x` index `c·cstride + offs[t] + 0..SW` for `c < cin` must be readable, and `w`
+    /// must hold `cin · offs.len() · 4` values.
+    unsafe fn strip(
+        x: *const f32,
+        cstride: usize,
+        cin: usize,
+        offs: &[isize],
+        w: *const f32,
+    ) -> Self::Acc;
+    /// Stores the accumulators to `tmp` (the first `SW` values of each row).
+    unsafe fn spill(acc: &Self::Acc, tmp: &mut [[f32; MAX_SW]; OB]);
+    /// Applies the epilogue in registers (same operations and order as [`Epilogue::apply`])
+    /// and stores a full strip of output channels `o0..o0 + n` of output row `i` (row `local`
+    /// of the sink), columns `j0..j0 + SW`.
+    ///
+    /// # Safety
+    /// The row must belong to the calling task, `o0 + n <= cout`, `local` must be a row of the
+    /// sink and `j0 + SW <= out_w`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn finish_full(
+        acc: &Self::Acc,
+        o0: usize,
+        n: usize,
+        rows: (usize, usize),
+        j0: usize,
+        out_w: usize,
+        epi: Option<&Epilogue<'_>>,
+        sink: &RowSink<'_>,
+    );
+}
+
+/// The band loop of either kernel (inlined into its `#[target_feature]` wrapper).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn band_with<K: StripKernel>(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
     let BandJob {
         x,
         cin,
@@ -267,7 +362,7 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
         }
     }
     let max_off = (2 * wp + 2) as isize;
-    let mut tmp = [[0f32; SW]; OB];
+    let mut tmp = [[0f32; MAX_SW]; OB];
     for (sc, offs) in subs.iter().zip(offs) {
         assert!(offs.iter().all(|&o| (0..=max_off).contains(&o)));
         let nt = offs.len();
@@ -277,7 +372,7 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
             continue;
         }
         let row0 = sc.rows.start;
-        let nstrips = sc.out_w.div_ceil(SW);
+        let nstrips = sc.out_w.div_ceil(K::SW);
         let (sink, epi, out_w) = (&sc.sink, sc.epi, sc.out_w);
         // Output-channel blocks whose weights stay cache-resident while a strip of input is
         // reused for all of them.
@@ -288,9 +383,9 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
             // rows while they are still in L1/L2.
             for s in 0..nstrips {
                 for i in si0..si1 {
-                    let j0 = s * SW;
+                    let j0 = s * K::SW;
                     let base = (i - i0) * wp + j0;
-                    let valid = SW.min(out_w - j0);
+                    let valid = K::SW.min(out_w - j0);
                     for ob in g0..g1 {
                         let wb = &sc.wblk[ob * cin * nt * OB..(ob + 1) * cin * nt * OB];
                         let nvalid_o = OB.min(cout - ob * OB);
@@ -325,10 +420,10 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
                         // SW - 1 < brows·wp <= cstride` every read of channel c stays inside
                         // its `cstride` slice of `band`, and `wb` holds `cin·nt·OB` weights.
                         let acc =
-                            avx2::strip(band.as_ptr().add(base), cstride, cin, offs, wb.as_ptr());
-                        if valid == SW {
+                            K::strip(band.as_ptr().add(base), cstride, cin, offs, wb.as_ptr());
+                        if valid == K::SW {
                             // SAFETY: as below, for a full strip with unit column stride.
-                            avx2::finish_full(
+                            K::finish_full(
                                 &acc,
                                 ob * OB,
                                 nvalid_o,
@@ -340,7 +435,7 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
                             );
                             continue;
                         }
-                        avx2::spill(&acc, &mut tmp);
+                        K::spill(&acc, &mut tmp);
                         for (oi, vals) in tmp.iter_mut().enumerate().take(nvalid_o) {
                             let o = ob * OB + oi;
                             let vals = &mut vals[..valid];
@@ -358,17 +453,60 @@ unsafe fn band_avx2(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
     }
 }
 
-/// Off x86-64 the direct kernel is never used ([`available`] is false).
+/// Off x86-64 the direct kernel is never used ([`Isa::best`] is `None`).
 #[cfg(not(target_arch = "x86_64"))]
 unsafe fn band_avx2(_job: &BandJob<'_, '_>, _b: usize, _band: &mut Vec<f32>) {
     unreachable!("direct convolution is x86-64 only")
 }
 
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn band_avx512(_job: &BandJob<'_, '_>, _b: usize, _band: &mut Vec<f32>) {
+    unreachable!("direct convolution is x86-64 only")
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Epilogue, RowSink, OB, SW};
+    use super::{Epilogue, RowSink, StripKernel, MAX_SW, OB};
     use crate::sg2::ops::Act;
     use std::arch::x86_64::*;
+
+    /// Pixels per strip.
+    const SW: usize = 16;
+
+    /// The AVX2 micro-kernel.
+    pub(super) struct Kernel;
+
+    impl StripKernel for Kernel {
+        const SW: usize = SW;
+        type Acc = Acc;
+        #[inline(always)]
+        unsafe fn strip(
+            x: *const f32,
+            cstride: usize,
+            cin: usize,
+            offs: &[isize],
+            w: *const f32,
+        ) -> Acc {
+            strip(x, cstride, cin, offs, w)
+        }
+        #[inline(always)]
+        unsafe fn spill(acc: &Acc, tmp: &mut [[f32; MAX_SW]; OB]) {
+            spill(acc, tmp)
+        }
+        #[inline(always)]
+        unsafe fn finish_full(
+            acc: &Acc,
+            o0: usize,
+            n: usize,
+            rows: (usize, usize),
+            j0: usize,
+            out_w: usize,
+            epi: Option<&Epilogue<'_>>,
+            sink: &RowSink<'_>,
+        ) {
+            finish_full(acc, o0, n, rows, j0, out_w, epi, sink)
+        }
+    }
 
     /// Accumulators of one strip: output channel `o` of the block is `acc[2o]` (pixels 0..8)
     /// and `acc[2o + 1]` (pixels 8..16).
@@ -482,7 +620,7 @@ mod avx2 {
 
     /// Stores the accumulators to `tmp`.
     #[inline(always)]
-    pub(super) unsafe fn spill(acc: &Acc, tmp: &mut [[f32; SW]; OB]) {
+    pub(super) unsafe fn spill(acc: &Acc, tmp: &mut [[f32; MAX_SW]; OB]) {
         for (k, row) in tmp.iter_mut().enumerate() {
             _mm256_storeu_ps(row.as_mut_ptr(), acc[2 * k]);
             _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[2 * k + 1]);
@@ -545,6 +683,163 @@ mod avx2 {
             let dst = sink.row_ptr(o, local, j0);
             _mm256_storeu_ps(dst, v0);
             _mm256_storeu_ps(dst.add(8), v1);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::{Epilogue, RowSink, StripKernel, MAX_SW, OB};
+    use crate::sg2::ops::Act;
+    use std::arch::x86_64::*;
+
+    /// Pixels per strip: four 16-wide vectors.
+    const SW: usize = 64;
+    /// Vectors per output channel of a strip.
+    const V: usize = SW / 16;
+
+    /// Accumulators of one strip: output channel `o` of the block is `acc[V·o .. V·o + V]`.
+    type Acc = [__m512; V * OB];
+
+    /// The AVX-512 micro-kernel.
+    pub(super) struct Kernel;
+
+    impl StripKernel for Kernel {
+        const SW: usize = SW;
+        type Acc = Acc;
+
+        #[inline(always)]
+        unsafe fn strip(
+            x: *const f32,
+            cstride: usize,
+            cin: usize,
+            offs: &[isize],
+            w: *const f32,
+        ) -> Acc {
+            // Fully unrolled tap loops for the tap counts that occur (3x3 conv and the phases
+            // of the transposed conv).
+            match offs.len() {
+                9 => strip_n::<9>(x, cstride, cin, offs, w),
+                4 => strip_n::<4>(x, cstride, cin, offs, w),
+                2 => strip_n::<2>(x, cstride, cin, offs, w),
+                1 => strip_n::<1>(x, cstride, cin, offs, w),
+                _ => strip_any(x, cstride, cin, offs, w),
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn spill(acc: &Acc, tmp: &mut [[f32; MAX_SW]; OB]) {
+            for (k, row) in tmp.iter_mut().enumerate() {
+                for v in 0..V {
+                    _mm512_storeu_ps(row.as_mut_ptr().add(16 * v), acc[V * k + v]);
+                }
+            }
+        }
+
+        #[inline(always)]
+        unsafe fn finish_full(
+            acc: &Acc,
+            o0: usize,
+            n: usize,
+            (i, local): (usize, usize),
+            j0: usize,
+            out_w: usize,
+            epi: Option<&Epilogue<'_>>,
+            sink: &RowSink<'_>,
+        ) {
+            for k in 0..n {
+                let o = o0 + k;
+                let mut vs: [__m512; V] = std::array::from_fn(|v| acc[V * k + v]);
+                if let Some(e) = epi {
+                    if let Some(noise) = e.noise {
+                        let p = i * out_w + j0;
+                        let nz = &noise[p..p + SW];
+                        for (v, x) in vs.iter_mut().enumerate() {
+                            *x = _mm512_add_ps(*x, _mm512_loadu_ps(nz.as_ptr().add(16 * v)));
+                        }
+                    }
+                    let b = _mm512_set1_ps(e.bias[o]);
+                    for x in vs.iter_mut() {
+                        *x = _mm512_add_ps(*x, b);
+                    }
+                    if let Act::Lrelu { gain } = e.act {
+                        let zero = _mm512_setzero_ps();
+                        let slope = _mm512_set1_ps(0.2);
+                        let g = _mm512_set1_ps(gain);
+                        // y < 0 ? 0.2·y : y (keeps -0 and NaN like the scalar code), then gain.
+                        for x in vs.iter_mut() {
+                            let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(*x, zero);
+                            *x = _mm512_mul_ps(_mm512_mask_mul_ps(*x, neg, *x, slope), g);
+                        }
+                    }
+                    if let Some(cl) = e.clamp {
+                        // max/min return their second operand when either is NaN: NaN survives.
+                        let hi = _mm512_set1_ps(cl);
+                        let lo = _mm512_set1_ps(-cl);
+                        for x in vs.iter_mut() {
+                            *x = _mm512_min_ps(hi, _mm512_max_ps(lo, *x));
+                        }
+                    }
+                }
+                let dst = sink.row_ptr(o, local, j0);
+                for (v, &x) in vs.iter().enumerate() {
+                    _mm512_storeu_ps(dst.add(16 * v), x);
+                }
+            }
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn strip_n<const NT: usize>(
+        x: *const f32,
+        cstride: usize,
+        cin: usize,
+        offs: &[isize],
+        w: *const f32,
+    ) -> Acc {
+        let mut o = [0isize; NT];
+        o.copy_from_slice(&offs[..NT]);
+        let mut acc = [_mm512_setzero_ps(); V * OB];
+        let mut wp = w;
+        for c in 0..cin {
+            let xc = x.add(c * cstride);
+            for &off in &o {
+                tap(&mut acc, xc.offset(off), wp);
+                wp = wp.add(OB);
+            }
+        }
+        acc
+    }
+
+    #[inline(always)]
+    unsafe fn strip_any(
+        x: *const f32,
+        cstride: usize,
+        cin: usize,
+        offs: &[isize],
+        w: *const f32,
+    ) -> Acc {
+        let mut acc = [_mm512_setzero_ps(); V * OB];
+        let mut wp = w;
+        for c in 0..cin {
+            let xc = x.add(c * cstride);
+            for &off in offs {
+                tap(&mut acc, xc.offset(off), wp);
+                wp = wp.add(OB);
+            }
+        }
+        acc
+    }
+
+    /// One tap: 64 input pixels at `p` times the 4 weights at `wp`.
+    #[inline(always)]
+    unsafe fn tap(acc: &mut Acc, p: *const f32, wp: *const f32) {
+        let xs: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(p.add(16 * v)));
+        for k in 0..OB {
+            let b = _mm512_set1_ps(*wp.add(k));
+            for (v, &x) in xs.iter().enumerate() {
+                acc[V * k + v] = _mm512_fmadd_ps(x, b, acc[V * k + v]);
+            }
         }
     }
 }

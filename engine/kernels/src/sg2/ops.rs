@@ -23,7 +23,7 @@ macro_rules! avx2_dispatch {
                 unsafe fn fast($($arg: $ty),*) {
                     $body($($arg),*)
                 }
-                if direct::available() {
+                if crate::simd::has_fma() {
                     // SAFETY: the CPU supports AVX2 and FMA (checked at run time).
                     unsafe { fast($($arg),*) };
                     return;
@@ -239,6 +239,8 @@ pub(crate) struct ConvScratch {
     chunk: Vec<f32>,
     /// Force the im2col + GEMM path (to test it against the direct kernel).
     pub(crate) gemm_only: bool,
+    /// Force the AVX2 direct kernel on AVX-512 CPUs (to test it there too).
+    pub(crate) force_avx2: bool,
     /// Phase rows per chunk of the upsampling convolution (`None`: by size; tests use small
     /// chunks to exercise the chunk seams).
     pub(crate) chunk_rows: Option<usize>,
@@ -249,8 +251,14 @@ impl ConvScratch {
     /// speed of im2col + GEMM at 256-512 input channels and 1.5-4x at 32-128 (where the GEMM's
     /// output dimension is tiny); `gemm` itself uses AVX2 kernels on stable Rust even on
     /// AVX-512 CPUs, so the direct kernel is used for every layer wherever it can run.
-    fn use_direct(&self) -> bool {
-        !self.gemm_only && direct::available()
+    fn direct_isa(&self) -> Option<direct::Isa> {
+        if self.gemm_only {
+            return None;
+        }
+        match direct::Isa::best() {
+            Some(direct::Isa::Avx512) if self.force_avx2 => Some(direct::Isa::Avx2),
+            best => best,
+        }
     }
 }
 
@@ -368,7 +376,7 @@ pub(crate) fn conv3x3(
         dy: (t / 3) as isize - 1,
         dx: (t % 3) as isize - 1,
     });
-    if scratch.use_direct() {
+    if let Some(isa) = scratch.direct_isa() {
         let idx: [usize; 9] = std::array::from_fn(|t| t);
         mc.demod(cout, &mut scratch.demod);
         mc.blocked(cout, &scratch.demod, &idx, &mut scratch.wblk[0]);
@@ -380,7 +388,7 @@ pub(crate) fn conv3x3(
             sink: direct::RowSink::new(dst, cout, h, w),
             epi: Some(epi),
         };
-        direct::conv_direct(x, cin, h, w, cout, &[sub]);
+        direct::conv_direct(isa, x, cin, h, w, cout, &[sub]);
         return;
     }
     let mut wmod = std::mem::take(&mut scratch.wmod);
@@ -548,7 +556,7 @@ fn phase_taps() -> ([Vec<Tap>; 4], [Vec<usize>; 4]) {
 /// The per-sample weights of the four phases, prepared once for all chunks: blocked for the
 /// direct kernel, or dense `[cout, cin, taps]` per phase for the GEMM path.
 struct PhaseWeights {
-    direct: bool,
+    direct: Option<direct::Isa>,
     taps: [Vec<Tap>; 4],
     w: [Vec<f32>; 4],
 }
@@ -556,9 +564,9 @@ struct PhaseWeights {
 impl PhaseWeights {
     fn new(mc: &ModConv<'_>, cin: usize, cout: usize, scratch: &mut ConvScratch) -> PhaseWeights {
         let (taps, kidx) = phase_taps();
-        let direct = scratch.use_direct();
+        let direct = scratch.direct_isa();
         let mut w: [Vec<f32>; 4] = std::mem::take(&mut scratch.wblk);
-        if direct {
+        if direct.is_some() {
             mc.demod(cout, &mut scratch.demod);
             for (kidx, wk) in kidx.iter().zip(w.iter_mut()) {
                 mc.blocked(cout, &scratch.demod, kidx, wk);
@@ -606,7 +614,7 @@ fn transposed_phases(
     let (p1, rest) = rest.split_at_mut(offs[2] - offs[1]);
     let (p2, p3) = rest.split_at_mut(offs[3] - offs[2]);
     let dsts = [p0, p1, p2, p3];
-    if weights.direct {
+    if let Some(isa) = weights.direct {
         let subs: Vec<direct::SubConv<'_>> = dsts
             .into_iter()
             .enumerate()
@@ -623,7 +631,7 @@ fn transposed_phases(
                 }
             })
             .collect();
-        direct::conv_direct(x, cin, r, r, cout, &subs);
+        direct::conv_direct(isa, x, cin, r, r, cout, &subs);
         return;
     }
     for (k, d) in dsts.into_iter().enumerate() {
@@ -1007,10 +1015,15 @@ mod tests {
             .collect()
     }
 
-    /// Both convolution paths: the direct AVX2 kernel (where the CPU has it) and im2col + GEMM.
-    fn both_paths() -> [ConvScratch; 2] {
+    /// Every convolution path: the best direct kernel (where the CPU has one), the AVX2 one on
+    /// AVX-512 CPUs, and im2col + GEMM.
+    fn both_paths() -> [ConvScratch; 3] {
         [
             ConvScratch::default(),
+            ConvScratch {
+                force_avx2: true,
+                ..ConvScratch::default()
+            },
             ConvScratch {
                 gemm_only: true,
                 ..ConvScratch::default()
@@ -1020,7 +1033,9 @@ mod tests {
 
     #[test]
     fn conv3x3_matches_direct_formula() {
-        for (cin, cout, h, w) in [(4, 3, 6, 7), (6, 9, 5, 50)] {
+        // Widths with full strips of every kernel (16 and 64 pixels), partial strips and the
+        // one-pixel tails.
+        for (cin, cout, h, w) in [(4, 3, 6, 7), (6, 9, 5, 50), (3, 5, 4, 130), (2, 6, 3, 133)] {
             let x = pseudo(cin * h * w, 3);
             let raw = pseudo(cout * cin * 9, 4);
             let styles = pseudo(cin, 7);
@@ -1076,7 +1091,7 @@ mod tests {
             fy: [0.1, 0.7, 0.9, 0.3],
             fx: [0.2, 0.6, 0.8, 0.4],
         };
-        for (cin, cout, r) in [(3, 2, 5), (5, 6, 26), (4, 5, 16), (2, 3, 1)] {
+        for (cin, cout, r) in [(3, 2, 5), (5, 6, 26), (4, 5, 16), (2, 3, 1), (2, 3, 70)] {
             let x = pseudo(cin * r * r, 1);
             let raw = pseudo(cout * cin * 9, 2);
             let styles = pseudo(cin, 8);
