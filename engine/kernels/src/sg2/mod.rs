@@ -22,7 +22,8 @@
 //! ## Kernels
 //! Styles are computed per sample and folded into the weights (modulation, demodulation), so
 //! each layer is a plain convolution per sample. On x86-64 CPUs with AVX2+FMA the 3x3
-//! convolutions run in a direct register-blocked kernel (`direct.rs`); elsewhere as im2col
+//! convolutions run in a direct register-blocked kernel (`direct.rs`, with an AVX-512 variant
+//! of twice the registers and four times the strip width); elsewhere as im2col
 //! tiles + GEMM (faer's `gemm`). The upsampling `conv0` is a stride-2 transposed convolution in
 //! polyphase form (the zeros of the stuffed input are never multiplied) computed in chunks of
 //! rows whose four phases go straight through the separable 4-tap FIR, noise, bias, leaky ReLU
@@ -852,7 +853,7 @@ mod tests {
     use super::*;
 
     /// The portable im2col + GEMM path gives the reference image too (the parity tests in
-    /// `tests/` exercise the direct kernel wherever the CPU has AVX2).
+    /// `tests/` exercise the best direct kernel of the CPU; the ops tests also the others).
     #[test]
     fn gemm_path_matches_the_reference_image() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
