@@ -380,6 +380,10 @@ mod vector {
         const N: usize;
         unsafe fn load(p: *const f32) -> Self::V;
         unsafe fn store(p: *mut f32, v: Self::V);
+        /// The first `n < N` lanes from `p` (others zero); nothing past them is read.
+        unsafe fn load_n(p: *const f32, n: usize) -> Self::V;
+        /// Stores the first `n < N` lanes; nothing past them is written.
+        unsafe fn store_n(p: *mut f32, v: Self::V, n: usize);
         unsafe fn splat(x: f32) -> Self::V;
         unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
         unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
@@ -387,8 +391,6 @@ mod vector {
         /// `a · b + c`
         unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
         unsafe fn act(v: Self::V, a: &LeakyClamp) -> Self::V;
-        /// The scalar form of `fma` (fused where the vectors are).
-        fn fma1(a: f32, b: f32, c: f32) -> f32;
     }
 
     /// The pass for `R` outputs and `S` sources (missing sources get zero taps on a repeat of
@@ -453,13 +455,23 @@ mod vector {
             }
             i += L::N;
         }
-        for i in i..n {
+        if i < n {
+            // the last few values: one partial vector
+            let k = n - i;
+            let mut acc: [L::V; R] = [L::splat(0.0); R];
+            let v = L::load_n(src[0].add(i), k);
             for j in 0..R {
-                let mut acc = tap(j, 0) * *src[0].add(i);
-                for (s, &sp) in src.iter().enumerate().skip(1) {
-                    acc = L::fma1(tap(j, s), *sp.add(i), acc);
+                acc[j] = L::mul(w[j][0], v);
+            }
+            for s in 1..S {
+                let v = L::load_n(src[s].add(i), k);
+                for j in 0..R {
+                    acc[j] = L::fma(w[j][s], v, acc[j]);
                 }
-                *p.outs[j].add(i) = if ACT { act.apply(acc) } else { acc };
+            }
+            for (j, &v) in acc.iter().enumerate() {
+                let v = if ACT { L::act(v, act) } else { v };
+                L::store_n(p.outs[j].add(i), v, k);
             }
         }
     }
@@ -508,6 +520,11 @@ mod vector {
         unsafe fn store(p: *mut f32, v: f32) {
             *p = v
         }
+        // One lane: a partial vector is empty.
+        unsafe fn load_n(_p: *const f32, _n: usize) -> f32 {
+            0.0
+        }
+        unsafe fn store_n(_p: *mut f32, _v: f32, _n: usize) {}
         unsafe fn splat(x: f32) -> f32 {
             x
         }
@@ -525,55 +542,6 @@ mod vector {
         }
         unsafe fn act(v: f32, a: &LeakyClamp) -> f32 {
             a.apply(v)
-        }
-        fn fma1(a: f32, b: f32, c: f32) -> f32 {
-            a * b + c
-        }
-    }
-
-    /// Scalar lanes with fused multiply-adds, for the tails of the FMA vector paths (only
-    /// inside functions compiled with FMA, where `mul_add` is one instruction).
-    #[cfg(target_arch = "x86_64")]
-    struct FusedScalar;
-    #[cfg(target_arch = "x86_64")]
-    impl Lanes for FusedScalar {
-        type V = f32;
-        const N: usize = 1;
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> f32 {
-            *p
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f32, v: f32) {
-            *p = v
-        }
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> f32 {
-            x
-        }
-        #[inline(always)]
-        unsafe fn mul(a: f32, b: f32) -> f32 {
-            a * b
-        }
-        #[inline(always)]
-        unsafe fn add(a: f32, b: f32) -> f32 {
-            a + b
-        }
-        #[inline(always)]
-        unsafe fn sub(a: f32, b: f32) -> f32 {
-            a - b
-        }
-        #[inline(always)]
-        unsafe fn fma(a: f32, b: f32, c: f32) -> f32 {
-            a.mul_add(b, c)
-        }
-        #[inline(always)]
-        unsafe fn act(v: f32, a: &LeakyClamp) -> f32 {
-            a.apply(v)
-        }
-        #[inline(always)]
-        fn fma1(a: f32, b: f32, c: f32) -> f32 {
-            a.mul_add(b, c)
         }
     }
 
@@ -582,73 +550,95 @@ mod vector {
     /// `t0 = 4d0 − 5d2 + d4`, `t1,2 = (d4 − 4d2) ± (d3 − 4d1)`, `t3,4 = (d4 − d2) ± 2(d3 − d1)`,
     /// `t5 = 4d1 − 5d3 + d5`.
     #[inline(always)]
-    unsafe fn f4_in<L: Lanes, T: Lanes<V = f32>>(d: &[*const f32; 6], t: &[*mut f32; 6], n: usize) {
+    unsafe fn f4_in<L: Lanes>(d: &[*const f32; 6], t: &[*mut f32; 6], n: usize) {
+        /// Values `i .. i + N` (`i .. i + k` when `PART`).
         #[inline(always)]
-        unsafe fn one<L: Lanes>(d: &[*const f32; 6], t: &[*mut f32; 6], i: usize) {
-            let x: [L::V; 6] = std::array::from_fn(|k| L::load(d[k].add(i)));
+        unsafe fn one<L: Lanes, const PART: bool>(
+            d: &[*const f32; 6],
+            t: &[*mut f32; 6],
+            i: usize,
+            k: usize,
+        ) {
+            let ld = |p: *const f32| if PART { L::load_n(p, k) } else { L::load(p) };
+            let st = |p: *mut f32, v| {
+                if PART {
+                    L::store_n(p, v, k)
+                } else {
+                    L::store(p, v)
+                }
+            };
+            let x: [L::V; 6] = std::array::from_fn(|r| ld(d[r].add(i)));
             let (c4, c5, c2) = (L::splat(4.0), L::splat(-5.0), L::splat(2.0));
             let m4 = L::splat(-4.0);
             let p = L::fma(m4, x[2], x[4]);
             let q = L::fma(m4, x[1], x[3]);
             let r = L::sub(x[4], x[2]);
             let u = L::sub(x[3], x[1]);
-            L::store(t[0].add(i), L::fma(c4, x[0], L::fma(c5, x[2], x[4])));
-            L::store(t[1].add(i), L::add(p, q));
-            L::store(t[2].add(i), L::sub(p, q));
-            L::store(t[3].add(i), L::fma(c2, u, r));
-            L::store(t[4].add(i), L::fma(L::splat(-2.0), u, r));
-            L::store(t[5].add(i), L::fma(c4, x[1], L::fma(c5, x[3], x[5])));
+            st(t[0].add(i), L::fma(c4, x[0], L::fma(c5, x[2], x[4])));
+            st(t[1].add(i), L::add(p, q));
+            st(t[2].add(i), L::sub(p, q));
+            st(t[3].add(i), L::fma(c2, u, r));
+            st(t[4].add(i), L::fma(L::splat(-2.0), u, r));
+            st(t[5].add(i), L::fma(c4, x[1], L::fma(c5, x[3], x[5])));
         }
         let mut i = 0;
         while i + L::N <= n {
-            one::<L>(d, t, i);
+            one::<L, false>(d, t, i, 0);
             i += L::N;
         }
-        while i < n {
-            one::<T>(d, t, i);
-            i += 1;
+        if i < n {
+            one::<L, true>(d, t, i, n - i);
         }
     }
 
     /// `y = Aᵀ·m` of F(4×4, 3×3) on rows of `n` values: with `a, b = m1 ± m2` and `c, e = m3 ±
     /// m4`, `y0 = m0 + a + c`, `y1 = b + 2e`, `y2 = a + 4c`, `y3 = b + 8e + m5`.
     #[inline(always)]
-    unsafe fn f4_out<L: Lanes, T: Lanes<V = f32>>(
-        m: &[*const f32; 6],
-        y: &[*mut f32; 4],
-        n: usize,
-    ) {
+    unsafe fn f4_out<L: Lanes>(m: &[*const f32; 6], y: &[*mut f32; 4], n: usize) {
+        /// Values `i .. i + N` (`i .. i + k` when `PART`).
         #[inline(always)]
-        unsafe fn one<L: Lanes>(m: &[*const f32; 6], y: &[*mut f32; 4], i: usize) {
-            let x: [L::V; 6] = std::array::from_fn(|k| L::load(m[k].add(i)));
+        unsafe fn one<L: Lanes, const PART: bool>(
+            m: &[*const f32; 6],
+            y: &[*mut f32; 4],
+            i: usize,
+            k: usize,
+        ) {
+            let ld = |p: *const f32| if PART { L::load_n(p, k) } else { L::load(p) };
+            let st = |p: *mut f32, v| {
+                if PART {
+                    L::store_n(p, v, k)
+                } else {
+                    L::store(p, v)
+                }
+            };
+            let x: [L::V; 6] = std::array::from_fn(|r| ld(m[r].add(i)));
             let a = L::add(x[1], x[2]);
             let b = L::sub(x[1], x[2]);
             let c = L::add(x[3], x[4]);
             let e = L::sub(x[3], x[4]);
-            L::store(y[0].add(i), L::add(L::add(x[0], a), c));
-            L::store(y[1].add(i), L::fma(L::splat(2.0), e, b));
-            L::store(y[2].add(i), L::fma(L::splat(4.0), c, a));
-            L::store(y[3].add(i), L::add(L::fma(L::splat(8.0), e, b), x[5]));
+            st(y[0].add(i), L::add(L::add(x[0], a), c));
+            st(y[1].add(i), L::fma(L::splat(2.0), e, b));
+            st(y[2].add(i), L::fma(L::splat(4.0), c, a));
+            st(y[3].add(i), L::add(L::fma(L::splat(8.0), e, b), x[5]));
         }
         let mut i = 0;
         while i + L::N <= n {
-            one::<L>(m, y, i);
+            one::<L, false>(m, y, i, 0);
             i += L::N;
         }
-        while i < n {
-            one::<T>(m, y, i);
-            i += 1;
+        if i < n {
+            one::<L, true>(m, y, i, n - i);
         }
     }
 
     pub(super) fn f4_in_portable(d: &[*const f32; 6], t: &[*mut f32; 6], n: usize) {
         // SAFETY: the caller (`winograd_f4_input`) checked the rows.
-        unsafe { f4_in::<Portable, Portable>(d, t, n) }
+        unsafe { f4_in::<Portable>(d, t, n) }
     }
 
     pub(super) fn f4_out_portable(m: &[*const f32; 6], y: &[*mut f32; 4], n: usize) {
         // SAFETY: the caller (`winograd_f4_output`) checked the rows.
-        unsafe { f4_out::<Portable, Portable>(m, y, n) }
+        unsafe { f4_out::<Portable>(m, y, n) }
     }
 
     pub(super) fn sums_portable(p: &SumPtrs, taps: &[f32], act: LeakyClamp) {
@@ -663,7 +653,7 @@ mod vector {
 
     #[cfg(target_arch = "x86_64")]
     mod x86 {
-        use super::{dispatch, f4_in, f4_out, FusedScalar, Lanes, LeakyClamp, SumPtrs};
+        use super::{dispatch, f4_in, f4_out, Lanes, LeakyClamp, SumPtrs};
         use std::arch::x86_64::*;
 
         pub(crate) struct Avx512;
@@ -677,6 +667,15 @@ mod vector {
             #[inline(always)]
             unsafe fn store(p: *mut f32, v: __m512) {
                 _mm512_storeu_ps(p, v)
+            }
+            #[inline(always)]
+            unsafe fn load_n(p: *const f32, n: usize) -> __m512 {
+                // masked-off lanes are neither read nor faulted on
+                _mm512_maskz_loadu_ps(((1u32 << n) - 1) as __mmask16, p)
+            }
+            #[inline(always)]
+            unsafe fn store_n(p: *mut f32, v: __m512, n: usize) {
+                _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v)
             }
             #[inline(always)]
             unsafe fn splat(x: f32) -> __m512 {
@@ -707,10 +706,15 @@ mod vector {
                 let v = _mm512_max_ps(v, _mm512_set1_ps(-a.clamp));
                 _mm512_min_ps(v, _mm512_set1_ps(a.clamp))
             }
-            #[inline(always)]
-            fn fma1(a: f32, b: f32, c: f32) -> f32 {
-                a.mul_add(b, c)
-            }
+        }
+
+        /// The mask of lanes `0..n`.
+        #[inline(always)]
+        unsafe fn lanes_below(n: usize) -> __m256i {
+            _mm256_cmpgt_epi32(
+                _mm256_set1_epi32(n as i32),
+                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            )
         }
 
         pub(crate) struct Avx2;
@@ -724,6 +728,14 @@ mod vector {
             #[inline(always)]
             unsafe fn store(p: *mut f32, v: __m256) {
                 _mm256_storeu_ps(p, v)
+            }
+            #[inline(always)]
+            unsafe fn load_n(p: *const f32, n: usize) -> __m256 {
+                _mm256_maskload_ps(p, lanes_below(n))
+            }
+            #[inline(always)]
+            unsafe fn store_n(p: *mut f32, v: __m256, n: usize) {
+                _mm256_maskstore_ps(p, lanes_below(n), v)
             }
             #[inline(always)]
             unsafe fn splat(x: f32) -> __m256 {
@@ -753,10 +765,6 @@ mod vector {
                 let v = _mm256_max_ps(v, _mm256_set1_ps(-a.clamp));
                 _mm256_min_ps(v, _mm256_set1_ps(a.clamp))
             }
-            #[inline(always)]
-            fn fma1(a: f32, b: f32, c: f32) -> f32 {
-                a.mul_add(b, c)
-            }
         }
 
         /// # Safety
@@ -777,28 +785,28 @@ mod vector {
         /// The CPU must have AVX-512F; every row must hold `n` values.
         #[target_feature(enable = "avx512f,avx2,fma")]
         pub(crate) unsafe fn f4_in_avx512(d: &[*const f32; 6], t: &[*mut f32; 6], n: usize) {
-            f4_in::<Avx512, FusedScalar>(d, t, n)
+            f4_in::<Avx512>(d, t, n)
         }
 
         /// # Safety
         /// The CPU must have AVX2 and FMA; every row must hold `n` values.
         #[target_feature(enable = "avx2,fma")]
         pub(crate) unsafe fn f4_in_avx2(d: &[*const f32; 6], t: &[*mut f32; 6], n: usize) {
-            f4_in::<Avx2, FusedScalar>(d, t, n)
+            f4_in::<Avx2>(d, t, n)
         }
 
         /// # Safety
         /// The CPU must have AVX-512F; every row must hold `n` values.
         #[target_feature(enable = "avx512f,avx2,fma")]
         pub(crate) unsafe fn f4_out_avx512(m: &[*const f32; 6], y: &[*mut f32; 4], n: usize) {
-            f4_out::<Avx512, FusedScalar>(m, y, n)
+            f4_out::<Avx512>(m, y, n)
         }
 
         /// # Safety
         /// The CPU must have AVX2 and FMA; every row must hold `n` values.
         #[target_feature(enable = "avx2,fma")]
         pub(crate) unsafe fn f4_out_avx2(m: &[*const f32; 6], y: &[*mut f32; 4], n: usize) {
-            f4_out::<Avx2, FusedScalar>(m, y, n)
+            f4_out::<Avx2>(m, y, n)
         }
     }
 }
