@@ -660,12 +660,13 @@ mod tests {
             .collect();
         let fd: Vec<f32> = (0..6).map(|i| 0.2 - 0.03 * i as f32).collect();
         // up 1, 3 and 8 cover the down-phase layouts other than U = D and U = 2D, and up
-        // factors larger than one shared-load group.
+        // factors larger than one shared-load group; 201 -> 200: long rows (vector tails).
         for &(up, lo, hi, n_in, n_out) in &[
             (2usize, 5i64, 4i64, 9usize, 8usize),
             (4, -3, -6, 9, 8),
             (2, -2, -3, 11, 3),
             (2, 5, 4, 41, 40),
+            (2, 5, 4, 201, 200),
             (1, 3, 3, 9, 4),
             (3, 4, 4, 5, 6),
             (8, 6, 5, 3, 12),
