@@ -68,8 +68,8 @@ pub struct BenchArgs {
     /// Images per run (one forward call); times are reported per image.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub batch: u32,
-    /// Threads of the compute pool (default: all logical CPUs).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    /// Threads of the compute pool: the global `--threads` (default: all logical CPUs).
+    #[arg(skip)]
     pub threads: Option<u32>,
     /// Small networks and a short node chain: a quick check that everything runs.
     #[arg(long)]

@@ -49,6 +49,12 @@ struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true)]
     quiet: bool,
+    /// Threads of the compute kernels, in this process and in the plugins it loads (default:
+    /// every logical CPU; the same as setting RAYON_NUM_THREADS). On machines whose logical
+    /// CPUs are hyper-threads of fewer cores, compare with the real core count using
+    /// `stylegraph bench --threads N` (docs/performance.md).
+    #[arg(long, global = true, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    threads: Option<u32>,
     #[command(subcommand)]
     command: Command,
 }
@@ -216,6 +222,11 @@ fn main() {
             std::process::exit(if e.use_stderr() { EXIT_INVALID } else { 0 });
         }
     };
+    if let Some(t) = cli.threads {
+        // Before any thread exists: every rayon pool (ours and each plugin's own copy of
+        // rayon) sizes itself from this variable when it starts.
+        std::env::set_var("RAYON_NUM_THREADS", t.to_string());
+    }
     init_logging(cli.verbose, cli.quiet);
     let code = match real_main(cli) {
         Ok(code) => code,
@@ -268,7 +279,13 @@ fn real_main(cli: Cli) -> Result<i32> {
         Command::Nodes { json, filter } => nodes_cmd(&cli, *json, filter.as_deref()),
         Command::Generate(args) => generate_cmd(&cli, args),
         Command::Serve(args) => serve_cmd(&cli, args),
-        Command::Bench(args) => bench::bench_cmd(args, cli.quiet),
+        Command::Bench(args) => {
+            let args = bench::BenchArgs {
+                threads: cli.threads,
+                ..args.clone()
+            };
+            bench::bench_cmd(&args, cli.quiet)
+        }
         Command::Convert {
             input,
             output,
