@@ -7,7 +7,7 @@
 //! for every chunk of 50-500 tiles). Together with software prefetch of the next panels (the
 //! weights of a 512-channel layer, 38 MB, come from DRAM) this took the Winograd products of
 //! an SG3-T 256 image from about 500 to about 440 ms on one thread of the 2-core AVX-512 VM
-//! (docs/performance.md); without the prefetch the cold-weight case ran ~30 % slower.
+//! (docs/performance.md); without the prefetch the cold-weight products took 18-49 % longer.
 //!
 //! Layouts (all zero-padded to whole panels):
 //! - **A** (`rows × depth`, the weights): panels of [`MR`] rows, each `[depth][MR]`
