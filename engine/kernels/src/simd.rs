@@ -290,31 +290,17 @@ pub(crate) fn weighted_sums(
 /// # Panics
 /// If a source window runs past `base`.
 pub(crate) fn winograd_f4_input(outs: [&mut [f32]; 6], base: &[f32], offsets: [usize; 6]) {
-    let n = outs.iter().map(|o| o.len()).min().unwrap_or(0);
-    assert!(
-        offsets
-            .iter()
-            .all(|&o| o.checked_add(n).is_some_and(|e| e <= base.len())),
-        "winograd_f4_input: source window out of range"
-    );
-    let d: [*const f32; 6] = std::array::from_fn(|k| base[offsets[k]..].as_ptr());
-    let mut outs = outs;
-    let t: [*mut f32; 6] = std::array::from_fn(|k| outs[k].as_mut_ptr());
     #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512() {
-            // SAFETY: the CPU has the features; every row holds `n` values (checked above;
-            // the outputs are distinct `&mut` slices).
-            unsafe { vector::f4_in_avx512(&d, &t, n) };
-            return;
-        }
-        if has_fma() {
-            // SAFETY: as above.
-            unsafe { vector::f4_in_avx2(&d, &t, n) };
-            return;
-        }
-    }
-    vector::f4_in_portable(&d, &t, n);
+    let fast: Option<F4Rows<6>> = if has_avx512() {
+        Some(vector::f4_in_avx512)
+    } else if has_fma() {
+        Some(vector::f4_in_avx2)
+    } else {
+        None
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let fast = None;
+    f4_rows(outs, base, offsets, fast, vector::f4_in_portable);
 }
 
 /// The F(4×4, 3×3) Winograd output transform `y = Aᵀ·m` along one axis, on whole rows:
@@ -323,30 +309,46 @@ pub(crate) fn winograd_f4_input(outs: [&mut [f32]; 6], base: &[f32], offsets: [u
 /// # Panics
 /// If a source window runs past `base`.
 pub(crate) fn winograd_f4_output(outs: [&mut [f32]; 4], base: &[f32], offsets: [usize; 6]) {
+    #[cfg(target_arch = "x86_64")]
+    let fast: Option<F4Rows<4>> = if has_avx512() {
+        Some(vector::f4_out_avx512)
+    } else if has_fma() {
+        Some(vector::f4_out_avx2)
+    } else {
+        None
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let fast = None;
+    f4_rows(outs, base, offsets, fast, vector::f4_out_portable);
+}
+
+/// A Winograd row transform of six source rows into `N` output rows of `n` values.
+type F4Rows<const N: usize> = unsafe fn(&[*const f32; 6], &[*mut f32; N], usize);
+
+/// Checks the rows and runs `fast` (a kernel the CPU supports, chosen by the caller) or
+/// `portable`.
+fn f4_rows<const N: usize>(
+    mut outs: [&mut [f32]; N],
+    base: &[f32],
+    offsets: [usize; 6],
+    fast: Option<F4Rows<N>>,
+    portable: fn(&[*const f32; 6], &[*mut f32; N], usize),
+) {
     let n = outs.iter().map(|o| o.len()).min().unwrap_or(0);
     assert!(
         offsets
             .iter()
             .all(|&o| o.checked_add(n).is_some_and(|e| e <= base.len())),
-        "winograd_f4_output: source window out of range"
+        "Winograd row transform: source window out of range"
     );
-    let m: [*const f32; 6] = std::array::from_fn(|k| base[offsets[k]..].as_ptr());
-    let mut outs = outs;
-    let y: [*mut f32; 4] = std::array::from_fn(|k| outs[k].as_mut_ptr());
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512() {
-            // SAFETY: as in `winograd_f4_input`.
-            unsafe { vector::f4_out_avx512(&m, &y, n) };
-            return;
-        }
-        if has_fma() {
-            // SAFETY: as above.
-            unsafe { vector::f4_out_avx2(&m, &y, n) };
-            return;
-        }
+    let src: [*const f32; 6] = std::array::from_fn(|k| base[offsets[k]..].as_ptr());
+    let dst: [*mut f32; N] = std::array::from_fn(|k| outs[k].as_mut_ptr());
+    match fast {
+        // SAFETY: the caller picked a kernel the CPU supports; every row holds `n` values
+        // (checked above) and the outputs are distinct `&mut` slices.
+        Some(f) => unsafe { f(&src, &dst, n) },
+        None => portable(&src, &dst, n),
     }
-    vector::f4_out_portable(&m, &y, n);
 }
 
 #[cfg(target_arch = "x86_64")]

@@ -279,19 +279,15 @@ unsafe fn band_avx512(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
 trait StripKernel {
     /// Pixels per strip.
     const SW: usize;
+    /// The accumulators of one strip (4 output channels × `SW` pixels).
     type Acc;
-    /// `acc[o] = Σ_c Σ_t w[(c·T + t)·4 + o] · x[c·cstride + offs[t] + 0..SW]`.
+    /// Accumulators at zero.
+    unsafe fn zero() -> Self::Acc;
+    /// One tap: `SW` input pixels at `p` times the 4 weights at `wp`, added to `acc`.
     ///
     /// # Safety
-    /// Every `x` index `c·cstride + offs[t] + 0..SW` for `c < cin` must be readable, and `w`
-    /// must hold `cin · offs.len() · 4` values.
-    unsafe fn strip(
-        x: *const f32,
-        cstride: usize,
-        cin: usize,
-        offs: &[isize],
-        w: *const f32,
-    ) -> Self::Acc;
+    /// `p .. p + SW` and `wp .. wp + 4` must be readable.
+    unsafe fn tap(acc: &mut Self::Acc, p: *const f32, wp: *const f32);
     /// Stores the accumulators to `tmp` (the first `SW` values of each row).
     unsafe fn spill(acc: &Self::Acc, tmp: &mut [[f32; MAX_SW]; OB]);
     /// Applies the epilogue in registers (same operations and order as [`Epilogue::apply`])
@@ -312,6 +308,75 @@ trait StripKernel {
         epi: Option<&Epilogue<'_>>,
         sink: &RowSink<'_>,
     );
+}
+
+/// `acc[o] = Σ_c Σ_t w[(c·T + t)·4 + o] · x[c·cstride + offs[t] + 0..SW]`.
+///
+/// # Safety
+/// Every `x` index `c·cstride + offs[t] + 0..SW` for `c < cin` must be readable, and `w` must
+/// hold `cin · offs.len() · 4` values.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn strip<K: StripKernel>(
+    x: *const f32,
+    cstride: usize,
+    cin: usize,
+    offs: &[isize],
+    w: *const f32,
+) -> K::Acc {
+    // Fully unrolled tap loops for the tap counts that occur (3x3 conv and the phases of the
+    // transposed conv).
+    match offs.len() {
+        9 => strip_n::<K, 9>(x, cstride, cin, offs, w),
+        4 => strip_n::<K, 4>(x, cstride, cin, offs, w),
+        2 => strip_n::<K, 2>(x, cstride, cin, offs, w),
+        1 => strip_n::<K, 1>(x, cstride, cin, offs, w),
+        _ => strip_any::<K>(x, cstride, cin, offs, w),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn strip_n<K: StripKernel, const NT: usize>(
+    x: *const f32,
+    cstride: usize,
+    cin: usize,
+    offs: &[isize],
+    w: *const f32,
+) -> K::Acc {
+    let mut o = [0isize; NT];
+    o.copy_from_slice(&offs[..NT]);
+    let mut acc = K::zero();
+    let mut wp = w;
+    for c in 0..cin {
+        let xc = x.add(c * cstride);
+        for &off in &o {
+            K::tap(&mut acc, xc.offset(off), wp);
+            wp = wp.add(OB);
+        }
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn strip_any<K: StripKernel>(
+    x: *const f32,
+    cstride: usize,
+    cin: usize,
+    offs: &[isize],
+    w: *const f32,
+) -> K::Acc {
+    let mut acc = K::zero();
+    let mut wp = w;
+    for c in 0..cin {
+        let xc = x.add(c * cstride);
+        for &off in offs {
+            K::tap(&mut acc, xc.offset(off), wp);
+            wp = wp.add(OB);
+        }
+    }
+    acc
 }
 
 /// The band loop of either kernel (inlined into its `#[target_feature]` wrapper).
@@ -420,7 +485,7 @@ unsafe fn band_with<K: StripKernel>(job: &BandJob<'_, '_>, b: usize, band: &mut 
                         // SW - 1 < brows·wp <= cstride` every read of channel c stays inside
                         // its `cstride` slice of `band`, and `wb` holds `cin·nt·OB` weights.
                         let acc =
-                            K::strip(band.as_ptr().add(base), cstride, cin, offs, wb.as_ptr());
+                            strip::<K>(band.as_ptr().add(base), cstride, cin, offs, wb.as_ptr());
                         if valid == K::SW {
                             // SAFETY: as below, for a full strip with unit column stride.
                             K::finish_full(
@@ -480,14 +545,18 @@ mod avx2 {
         const SW: usize = SW;
         type Acc = Acc;
         #[inline(always)]
-        unsafe fn strip(
-            x: *const f32,
-            cstride: usize,
-            cin: usize,
-            offs: &[isize],
-            w: *const f32,
-        ) -> Acc {
-            strip(x, cstride, cin, offs, w)
+        unsafe fn zero() -> Acc {
+            [_mm256_setzero_ps(); 2 * OB]
+        }
+        #[inline(always)]
+        unsafe fn tap(acc: &mut Acc, p: *const f32, wp: *const f32) {
+            let v0 = _mm256_loadu_ps(p);
+            let v1 = _mm256_loadu_ps(p.add(8));
+            for k in 0..OB {
+                let b = _mm256_broadcast_ss(&*wp.add(k));
+                acc[2 * k] = _mm256_fmadd_ps(v0, b, acc[2 * k]);
+                acc[2 * k + 1] = _mm256_fmadd_ps(v1, b, acc[2 * k + 1]);
+            }
         }
         #[inline(always)]
         unsafe fn spill(acc: &Acc, tmp: &mut [[f32; MAX_SW]; OB]) {
@@ -511,84 +580,6 @@ mod avx2 {
     /// Accumulators of one strip: output channel `o` of the block is `acc[2o]` (pixels 0..8)
     /// and `acc[2o + 1]` (pixels 8..16).
     pub(super) type Acc = [__m256; 2 * OB];
-
-    /// `acc[o] = Σ_c Σ_t w[(c·T + t)·4 + o] · x[c·cstride + offs[t] + 0..16]`.
-    ///
-    /// # Safety
-    /// AVX2 and FMA must be available; every `x` index `c·cstride + offs[t] + 0..16` for
-    /// `c < cin` must be readable, and `w` must hold `cin · offs.len() · 4` values.
-    #[inline(always)]
-    pub(super) unsafe fn strip(
-        x: *const f32,
-        cstride: usize,
-        cin: usize,
-        offs: &[isize],
-        w: *const f32,
-    ) -> Acc {
-        // Fully unrolled tap loops for the tap counts that occur (3x3 conv and the phases of
-        // the transposed conv).
-        match offs.len() {
-            9 => strip_n::<9>(x, cstride, cin, offs, w),
-            4 => strip_n::<4>(x, cstride, cin, offs, w),
-            2 => strip_n::<2>(x, cstride, cin, offs, w),
-            1 => strip_n::<1>(x, cstride, cin, offs, w),
-            _ => strip_any(x, cstride, cin, offs, w),
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn strip_n<const NT: usize>(
-        x: *const f32,
-        cstride: usize,
-        cin: usize,
-        offs: &[isize],
-        w: *const f32,
-    ) -> Acc {
-        let mut o = [0isize; NT];
-        o.copy_from_slice(&offs[..NT]);
-        let mut acc = [_mm256_setzero_ps(); 2 * OB];
-        let mut wp = w;
-        for c in 0..cin {
-            let xc = x.add(c * cstride);
-            for &off in &o {
-                tap(&mut acc, xc.offset(off), wp);
-                wp = wp.add(OB);
-            }
-        }
-        acc
-    }
-
-    #[inline(always)]
-    unsafe fn strip_any(
-        x: *const f32,
-        cstride: usize,
-        cin: usize,
-        offs: &[isize],
-        w: *const f32,
-    ) -> Acc {
-        let mut acc = [_mm256_setzero_ps(); 2 * OB];
-        let mut wp = w;
-        for c in 0..cin {
-            let xc = x.add(c * cstride);
-            for &off in offs {
-                tap(&mut acc, xc.offset(off), wp);
-                wp = wp.add(OB);
-            }
-        }
-        acc
-    }
-
-    /// One tap: 16 input pixels at `p` times the 4 weights at `wp`.
-    #[inline(always)]
-    unsafe fn tap(acc: &mut Acc, p: *const f32, wp: *const f32) {
-        let v0 = _mm256_loadu_ps(p);
-        let v1 = _mm256_loadu_ps(p.add(8));
-        for k in 0..OB {
-            let b = _mm256_broadcast_ss(&*wp.add(k));
-            acc[2 * k] = _mm256_fmadd_ps(v0, b, acc[2 * k]);
-            acc[2 * k + 1] = _mm256_fmadd_ps(v1, b, acc[2 * k + 1]);
-        }
-    }
 
     /// One output pixel of 4 channels: `Σ_c Σ_t w[(c·T + t)·4 + o] · x[c·cstride + offs[t]]`.
     ///
@@ -709,21 +700,19 @@ mod avx512 {
         type Acc = Acc;
 
         #[inline(always)]
-        unsafe fn strip(
-            x: *const f32,
-            cstride: usize,
-            cin: usize,
-            offs: &[isize],
-            w: *const f32,
-        ) -> Acc {
-            // Fully unrolled tap loops for the tap counts that occur (3x3 conv and the phases
-            // of the transposed conv).
-            match offs.len() {
-                9 => strip_n::<9>(x, cstride, cin, offs, w),
-                4 => strip_n::<4>(x, cstride, cin, offs, w),
-                2 => strip_n::<2>(x, cstride, cin, offs, w),
-                1 => strip_n::<1>(x, cstride, cin, offs, w),
-                _ => strip_any(x, cstride, cin, offs, w),
+        unsafe fn zero() -> Acc {
+            [_mm512_setzero_ps(); V * OB]
+        }
+
+        /// 64 input pixels at `p` times the 4 weights at `wp`.
+        #[inline(always)]
+        unsafe fn tap(acc: &mut Acc, p: *const f32, wp: *const f32) {
+            let xs: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(p.add(16 * v)));
+            for k in 0..OB {
+                let b = _mm512_set1_ps(*wp.add(k));
+                for (v, &x) in xs.iter().enumerate() {
+                    acc[V * k + v] = _mm512_fmadd_ps(x, b, acc[V * k + v]);
+                }
             }
         }
 
@@ -785,60 +774,6 @@ mod avx512 {
                 for (v, &x) in vs.iter().enumerate() {
                     _mm512_storeu_ps(dst.add(16 * v), x);
                 }
-            }
-        }
-    }
-
-    #[inline(always)]
-    unsafe fn strip_n<const NT: usize>(
-        x: *const f32,
-        cstride: usize,
-        cin: usize,
-        offs: &[isize],
-        w: *const f32,
-    ) -> Acc {
-        let mut o = [0isize; NT];
-        o.copy_from_slice(&offs[..NT]);
-        let mut acc = [_mm512_setzero_ps(); V * OB];
-        let mut wp = w;
-        for c in 0..cin {
-            let xc = x.add(c * cstride);
-            for &off in &o {
-                tap(&mut acc, xc.offset(off), wp);
-                wp = wp.add(OB);
-            }
-        }
-        acc
-    }
-
-    #[inline(always)]
-    unsafe fn strip_any(
-        x: *const f32,
-        cstride: usize,
-        cin: usize,
-        offs: &[isize],
-        w: *const f32,
-    ) -> Acc {
-        let mut acc = [_mm512_setzero_ps(); V * OB];
-        let mut wp = w;
-        for c in 0..cin {
-            let xc = x.add(c * cstride);
-            for &off in offs {
-                tap(&mut acc, xc.offset(off), wp);
-                wp = wp.add(OB);
-            }
-        }
-        acc
-    }
-
-    /// One tap: 64 input pixels at `p` times the 4 weights at `wp`.
-    #[inline(always)]
-    unsafe fn tap(acc: &mut Acc, p: *const f32, wp: *const f32) {
-        let xs: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(p.add(16 * v)));
-        for k in 0..OB {
-            let b = _mm512_set1_ps(*wp.add(k));
-            for (v, &x) in xs.iter().enumerate() {
-                acc[V * k + v] = _mm512_fmadd_ps(x, b, acc[V * k + v]);
             }
         }
     }
