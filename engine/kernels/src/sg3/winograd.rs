@@ -501,6 +501,27 @@ unsafe fn input_channel_impl<const FMA: bool>(
     let bt_terms = all_row_terms(tile.bt, a, a);
     let f4 = std::ptr::eq(tile, &F4);
     for ty in 0..n_rows {
+        let top = (row_lo + m * ty) as isize - 2;
+        if f4 && top >= 0 && top as usize + a <= h {
+            // Every row inside the image: the vertical pass reads the plane in place and
+            // writes columns 2 .. 2 + w of each row, the margins zeroed, without copying the
+            // rows into padded ones first (the same values: the margins transform to zero).
+            let n = w.min(pw - 2);
+            let mut it = trows.chunks_exact_mut(pw);
+            let outs: [&mut [f32]; 6] = std::array::from_fn(|_| {
+                let row = it.next().unwrap_or_default();
+                row[..2].fill(0.0);
+                row[2 + n..].fill(0.0);
+                &mut row[2..2 + n]
+            });
+            let offs = std::array::from_fn(|i| (top as usize + i) * w);
+            winograd_f4_input(outs, plane, offs);
+            for (r, t) in trows.chunks_exact(pw).enumerate() {
+                let dst = &mut phases[r * m * plen + ty * ph..];
+                deinterleave(dst, &t[..m * ph], m, plen);
+            }
+            continue;
+        }
         // the α padded input rows of this tile row: input row = out row + i − 2
         for (i, dr) in drows.chunks_exact_mut(pw).enumerate() {
             let sy = (row_lo + m * ty + i) as isize - 2;
