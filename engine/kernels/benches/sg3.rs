@@ -36,7 +36,7 @@ fn kernels(c: &mut Criterion) {
     let mut group = c.benchmark_group("sg3_t_256_layers");
     group.sample_size(10);
     // L6: 512 ch at 84 px (3x3, widest); L11: 128 -> 91 ch at 276 px (large map, up 2 / down 2).
-    for i in [6usize, 11] {
+    for i in [6usize, 10, 11] {
         let layer = &syn.layers()[i];
         let name = layer.spec().name.clone();
         let x = &acts[i].data;

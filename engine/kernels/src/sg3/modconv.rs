@@ -14,6 +14,16 @@ use crate::stage_time::{self, Stage};
 /// Upper bound on the im2col buffer (f32 values) per GEMM call.
 const IM2COL_BUDGET: usize = 1 << 21;
 
+/// Upper bound on the Winograd scratch (transformed tiles and products, f32 values) per
+/// chunk of tile rows. Every chunk streams the layer's transformed weights once more (36 MB
+/// for 512 channels, more than a 32 MB L3), so fewer, larger chunks pay off until the chunk's
+/// own operands stop fitting the cache. On a 2-core Zen 4 VM, 2^23 (32 MB) against 2^21: an
+/// SG3-T 256 image on one thread 1.17-1.22 -> 1.10 s (the GEMM and output transform gained
+/// most), on two threads faster in six of six alternated pairs (median 0.73-0.89 -> 0.71-0.85
+/// s, CPU 1.41-1.58 -> 1.30-1.42 s), 11 MiB more peak memory; 2^24 gained no more for 36 MB
+/// more, 2^19-2^20 lost 10-25 %. (The im2col path keeps its budget: SG3-R lost with 2^23.)
+const WINOGRAD_BUDGET: usize = 1 << 23;
+
 /// `w · rsqrt(mean(w²))` per output channel (the "pre-normalisation" upstream applies to the
 /// weights of demodulated layers on every call; it only depends on the weights, so it is done
 /// once at load time with the same f32 arithmetic).
@@ -255,7 +265,7 @@ pub(crate) fn conv_rows(
                 r1,
                 dst,
                 dst_channel_stride,
-                IM2COL_BUDGET,
+                WINOGRAD_BUDGET,
                 &mut scratch.winograd,
             );
             return;
