@@ -889,6 +889,49 @@ fn deinterleave_n<const N: usize>(dst: &mut [f32], src: &[f32], stride: usize) {
     }
 }
 
+/// Stores one packed panel row (48 values) to `dst`, which must start on a 64-byte boundary:
+/// with AVX-512 as three streaming (non-temporal) stores that skip the cache and the read of
+/// the lines they overwrite, else a plain copy. Callers run [`store_fence`] before another
+/// thread reads what they stored.
+///
+/// # Panics
+/// If `dst` is not 48 values or (with AVX-512) not 64-byte aligned.
+#[inline]
+pub(crate) fn stream_panel(dst: &mut [f32], src: &[f32; 48]) {
+    assert_eq!(dst.len(), 48, "stream_panel: a panel row is 48 values");
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        assert!(
+            dst.as_ptr().align_offset(64) == 0,
+            "stream_panel: unaligned"
+        );
+        // SAFETY: the CPU has AVX-512F; `dst` holds 48 values from a 64-byte boundary.
+        unsafe { stream_panel_avx512(dst.as_mut_ptr(), src) };
+        return;
+    }
+    dst.copy_from_slice(src);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn stream_panel_avx512(dst: *mut f32, src: &[f32; 48]) {
+    use std::arch::x86_64::*;
+    for k in 0..3 {
+        _mm512_stream_ps(dst.add(16 * k), _mm512_loadu_ps(src.as_ptr().add(16 * k)));
+    }
+}
+
+/// Orders this thread's earlier streaming stores before its later stores (`sfence`), so a
+/// thread that synchronises with it afterwards sees them.
+#[inline]
+pub(crate) fn store_fence() {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `sfence` has no preconditions (SSE, part of x86_64).
+    unsafe {
+        std::arch::x86_64::_mm_sfence()
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,8 @@ use rayon::prelude::*;
 
 use crate::packed_gemm::{self, MR, NR};
 use crate::simd::{
-    deinterleave, dispatch_fma, interleave, weighted_sum, winograd_f4_input, winograd_f4_output,
+    deinterleave, dispatch_fma, interleave, store_fence, stream_panel, weighted_sum,
+    winograd_f4_input, winograd_f4_output,
 };
 use crate::stage_time::{self, Stage};
 
@@ -296,6 +297,32 @@ impl<'a> PackedTiles<'a> {
         }
     }
 
+    /// Every tile of channel `ci` at position `xi`, from `row` (tile row `ty` at
+    /// `row[ty · stride ..][.. tiles_x]`), a whole panel row (48 values, zeros past the last
+    /// tile) at a time. With AVX-512 the panel rows bypass the cache (streaming stores):
+    /// the packed tiles of a chunk are tens of MB, and plain stores first read every line
+    /// they write from memory.
+    ///
+    /// # Safety
+    /// As for [`PackedTiles::write`]; the buffer must start on a 64-byte boundary.
+    unsafe fn write_rows(&self, xi: usize, ci: usize, row: &[f32], stride: usize, tiles_x: usize) {
+        let mut panel_vals = [0.0f32; NR];
+        for panel in 0..self.panels {
+            let (t0, t1) = (panel * NR, ((panel + 1) * NR).min(self.tiles));
+            let mut t = t0;
+            while t < t1 {
+                let (ty, tx) = (t / tiles_x, t % tiles_x);
+                let run = (t1 - t).min(tiles_x - tx);
+                let src = &row[ty * stride + tx..ty * stride + tx + run];
+                panel_vals[t - t0..t - t0 + run].copy_from_slice(src);
+                t += run;
+            }
+            panel_vals[t1 - t0..].fill(0.0);
+            let off = ((xi * self.panels + panel) * self.cin + ci) * NR;
+            stream_panel(self.buf.part(off, NR), &panel_vals);
+        }
+    }
+
     /// Zeros the columns past the last tile in the last panel of channel `ci`, position `xi`.
     ///
     /// # Safety
@@ -372,10 +399,12 @@ pub(crate) fn winograd_rows(
         let row_lo = r0 + m * tr;
         let ld = packed_gemm::c_stride(tiles);
         let v_len = a2 * packed_gemm::b_len(cin, tiles);
-        scratch.v.resize(v_len, 0.0);
+        // 64-byte aligned, so every packed panel row (48 values) is three whole cache lines.
+        scratch.v.resize(v_len + 16, 0.0);
+        let v_off = scratch.v.as_ptr().align_offset(64).min(16);
         scratch.m.resize(a2 * cout * ld, 0.0);
         let section = stage_time::section(Stage::InputTransform);
-        let packed = PackedTiles::new(&mut scratch.v[..v_len], cin, tiles, a2);
+        let packed = PackedTiles::new(&mut scratch.v[v_off..v_off + v_len], cin, tiles, a2);
         x.par_chunks(h * w)
             .take(cin)
             .enumerate()
@@ -384,11 +413,14 @@ pub(crate) fn winograd_rows(
                 unsafe {
                     input_channel(tile, plane, h, w, row_lo, n_rows, tiles_x, &packed, ci, buf);
                 }
+                // the streaming stores are weakly ordered: complete them before the GEMM
+                // (on another thread) reads the tiles
+                store_fence();
             });
         drop(section);
         let section = stage_time::section(Stage::Gemm);
         // M: [α²][cout][ld], one GEMM per transform position.
-        let v = &scratch.v[..v_len];
+        let v = &scratch.v[v_off..v_off + v_len];
         let u = &weights.u;
         let v_stride = packed_gemm::b_len(cin, tiles);
         let u_stride = cout.div_ceil(MR) * cin * MR;
@@ -566,11 +598,7 @@ unsafe fn input_channel_impl<const FMA: bool>(
             let offs = std::array::from_fn(|j| row0 + (j % m) * plen + j / m);
             winograd_f4_input(outs, phases_ref, offs);
             for (c, row) in hsum.chunks_exact(run).enumerate().take(a) {
-                let xi = r * a + c;
-                for ty in 0..n_rows {
-                    dst.write(xi, ci, ty * tiles_x, &row[ty * ph..ty * ph + tiles_x]);
-                }
-                dst.zero_padding(xi, ci);
+                dst.write_rows(r * a + c, ci, row, ph, tiles_x);
             }
             continue;
         }
