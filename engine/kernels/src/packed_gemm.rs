@@ -123,6 +123,12 @@ pub(crate) fn gemm_packed(
         return;
     }
     let b_panels = cols.div_ceil(NR);
+    // One pass over the depth, C on 64-byte lines: every block writes whole lines of C once,
+    // so they go out as streaming stores (no read of lines about to be overwritten).
+    let stream = kernel_streams(kernel)
+        && depth <= KC
+        && c.as_ptr().align_offset(64) == 0
+        && ldc.is_multiple_of(16);
     for jb in 0..b_panels {
         // 16-column vectors of this panel that hold real columns.
         let vecs = (cols - jb * NR).div_ceil(16).min(NR / 16);
@@ -164,6 +170,7 @@ pub(crate) fn gemm_packed(
                     rows: nrows,
                     vecs,
                     accumulate: p0 > 0,
+                    stream,
                     prefetch: [a_next, b_pref],
                 };
                 match kernel {
@@ -179,6 +186,23 @@ pub(crate) fn gemm_packed(
             }
             p0 += kc;
         }
+    }
+    if stream {
+        // the streaming stores are weakly ordered: complete them before a later reader
+        crate::simd::store_fence();
+    }
+}
+
+/// Whether `kernel` writes C with streaming stores where [`gemm_packed`] allows it.
+fn kernel_streams(kernel: Kernel) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        kernel == Kernel::Avx512
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = kernel;
+        false
     }
 }
 
@@ -197,6 +221,9 @@ struct Block<'a> {
     vecs: usize,
     /// Add to C instead of overwriting it.
     accumulate: bool,
+    /// Overwrite C with streaming stores (only when not accumulating; each of the block's
+    /// rows starts on a 64-byte boundary). Only the AVX-512 kernel streams.
+    stream: bool,
     /// Memory the next blocks read (next A panel, part of the next B slice), fetched into the
     /// cache while this block computes: by the time the loops reach a panel it is in L1, not
     /// a page away in DRAM (the hardware prefetchers restart at every page).
@@ -210,6 +237,13 @@ impl Block<'_> {
         assert!(self.a.len() >= self.kc * MR && self.b.len() >= self.kc * NR);
         assert!((1..=MR).contains(&self.rows) && (1..=NR / 16).contains(&self.vecs));
         assert!(self.c.len() >= (self.rows - 1) * self.ldc + NR);
+        assert!(
+            !self.stream
+                || (!self.accumulate
+                    && self.c.as_ptr().align_offset(64) == 0
+                    && self.ldc.is_multiple_of(16)),
+            "streaming stores need whole, aligned C lines"
+        );
     }
 
     fn portable(self) {
@@ -287,6 +321,10 @@ mod x86 {
             let cp = c.add(r * t.ldc);
             for (j, &v) in acc_r.iter().enumerate() {
                 let dst = cp.add(16 * j);
+                if t.stream {
+                    _mm512_stream_ps(dst, v);
+                    continue;
+                }
                 let v = if t.accumulate {
                     _mm512_add_ps(_mm512_loadu_ps(dst), v)
                 } else {
@@ -404,9 +442,16 @@ mod tests {
                 .collect();
             let (a, b) = (pack_a(&am, rows, depth), pack_b(&bm, depth, cols));
             let ldc = c_stride(cols) + NR;
-            for kernel in Kernel::available() {
-                let mut c = vec![f32::NAN; rows * ldc];
-                gemm_packed(kernel, rows, cols, depth, &a, depth * MR, &b, &mut c, ldc);
+            // C at a 64-byte boundary (the AVX-512 kernel streams single-pass products there)
+            // and one value past it (plain stores)
+            for (kernel, misalign) in Kernel::available()
+                .into_iter()
+                .flat_map(|k| [(k, 0), (k, 1)])
+            {
+                let mut c_buf = vec![f32::NAN; rows * ldc + 17];
+                let at = c_buf.as_ptr().align_offset(64).min(16) + misalign;
+                let c = &mut c_buf[at..at + rows * ldc];
+                gemm_packed(kernel, rows, cols, depth, &a, depth * MR, &b, c, ldc);
                 for r in 0..rows {
                     for j in 0..cols {
                         let e: f64 = (0..depth)

@@ -402,7 +402,9 @@ pub(crate) fn winograd_rows(
         // 64-byte aligned, so every packed panel row (48 values) is three whole cache lines.
         scratch.v.resize(v_len + 16, 0.0);
         let v_off = scratch.v.as_ptr().align_offset(64).min(16);
-        scratch.m.resize(a2 * cout * ld, 0.0);
+        // 64-byte aligned like V: single-pass products stream whole lines of it
+        scratch.m.resize(a2 * cout * ld + 16, 0.0);
+        let m_off = scratch.m.as_ptr().align_offset(64).min(16);
         let section = stage_time::section(Stage::InputTransform);
         let packed = PackedTiles::new(&mut scratch.v[v_off..v_off + v_len], cin, tiles, a2);
         x.par_chunks(h * w)
@@ -424,7 +426,7 @@ pub(crate) fn winograd_rows(
         let u = &weights.u;
         let v_stride = packed_gemm::b_len(cin, tiles);
         let u_stride = cout.div_ceil(MR) * cin * MR;
-        scratch.m[..a2 * cout * ld]
+        scratch.m[m_off..m_off + a2 * cout * ld]
             .par_chunks_mut(cout * ld)
             .enumerate()
             .for_each(|(xi, mm)| {
@@ -443,7 +445,7 @@ pub(crate) fn winograd_rows(
         drop(section);
         let _section = stage_time::section(Stage::OutputTransform);
         // Output transform, straight into the caller's rows.
-        let mm = &scratch.m[..a2 * cout * ld];
+        let mm = &scratch.m[m_off..m_off + a2 * cout * ld];
         let rows_here = (r1 - row_lo).min(m * n_rows);
         let out_off = (row_lo - r0) * ow;
         dst.par_chunks_mut(dst_channel_stride)
