@@ -889,22 +889,18 @@ fn deinterleave_n<const N: usize>(dst: &mut [f32], src: &[f32], stride: usize) {
     }
 }
 
-/// Stores one packed panel row (48 values) to `dst`, which must start on a 64-byte boundary:
-/// with AVX-512 as three streaming (non-temporal) stores that skip the cache and the read of
-/// the lines they overwrite, else a plain copy. Callers run [`store_fence`] before another
-/// thread reads what they stored.
+/// Stores one packed panel row (48 values) to `dst`: with AVX-512 and `dst` on a 64-byte
+/// boundary as three streaming (non-temporal) stores that skip the cache and the read of the
+/// lines they overwrite, else a plain copy. Callers run [`store_fence`] before another thread
+/// reads what they stored.
 ///
 /// # Panics
-/// If `dst` is not 48 values or (with AVX-512) not 64-byte aligned.
+/// If `dst` is not 48 values.
 #[inline]
 pub(crate) fn stream_panel(dst: &mut [f32], src: &[f32; 48]) {
     assert_eq!(dst.len(), 48, "stream_panel: a panel row is 48 values");
     #[cfg(target_arch = "x86_64")]
-    if has_avx512() {
-        assert!(
-            dst.as_ptr().align_offset(64) == 0,
-            "stream_panel: unaligned"
-        );
+    if has_avx512() && dst.as_ptr().align_offset(64) == 0 {
         // SAFETY: the CPU has AVX-512F; `dst` holds 48 values from a 64-byte boundary.
         unsafe { stream_panel_avx512(dst.as_mut_ptr(), src) };
         return;

@@ -457,6 +457,34 @@ mod tests {
     }
 
     #[test]
+    fn winograd_f4_matches_definition_across_panels() {
+        // 14 tiles per tile row: the 48-tile panels of the packed operands start mid-row, the
+        // last one is partial; 9 output channels leave a partial row panel too.
+        let shape = ConvShape {
+            cin: 5,
+            cout: 9,
+            h: 26,
+            w: 53,
+            k: 3,
+        };
+        let x: Vec<f32> = (0..5 * 26 * 53)
+            .map(|i| ((i * 37 % 23) as f32) * 0.1 - 1.1)
+            .collect();
+        let wt: Vec<f32> = (0..9 * 5 * 9)
+            .map(|i| ((i * 13 % 17) as f32) * 0.05 - 0.4)
+            .collect();
+        let expected = naive(shape, &x, &wt);
+        let (oh, ow) = (shape.out_h(), shape.out_w());
+        let f4 = PreparedConv::Winograd(WinogradWeights::new(&F4, 9, 5, &wt));
+        let mut got = vec![f32::NAN; 9 * oh * ow];
+        let mut scratch = ConvScratch::default();
+        conv_rows(shape, &x, &f4, 0, oh, &mut got, oh * ow, &mut scratch);
+        for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
+            assert!((a - b).abs() < 1e-4, "F4 value {i}: {a} vs {b}");
+        }
+    }
+
+    #[test]
     fn modulation_demodulates_to_unit_norm() {
         let w = [1.0f32, 2.0, 3.0, 4.0, 0.5, -0.5, 1.0, 1.0];
         let s = [2.0f32, 0.5];

@@ -304,7 +304,8 @@ impl<'a> PackedTiles<'a> {
     /// they write from memory.
     ///
     /// # Safety
-    /// As for [`PackedTiles::write`]; the buffer must start on a 64-byte boundary.
+    /// As for [`PackedTiles::write`]. (Streaming needs the buffer on a 64-byte boundary; else the
+    /// panel rows are plain copies.)
     unsafe fn write_rows(&self, xi: usize, ci: usize, row: &[f32], stride: usize, tiles_x: usize) {
         let mut panel_vals = [0.0f32; NR];
         for panel in 0..self.panels {
