@@ -485,6 +485,69 @@ mod tests {
     }
 
     #[test]
+    fn modulated_winograd_weights_match_modulated_direct_weights() {
+        // 11 output channels (a partial lane block), 13 input channels (a partial transpose
+        // step of the vectorised weight transform), styles far from 1, with and without
+        // demodulation: the Winograd path's fused modulation + transform against `modulate`
+        // and the im2col convolution.
+        let shape = ConvShape {
+            cin: 13,
+            cout: 11,
+            h: 9,
+            w: 10,
+            k: 3,
+        };
+        let x: Vec<f32> = (0..13 * 9 * 10)
+            .map(|i| ((i * 37 % 23) as f32) * 0.1 - 1.1)
+            .collect();
+        let wt: Vec<f32> = (0..11 * 13 * 9)
+            .map(|i| ((i * 13 % 17) as f32) * 0.05 - 0.4)
+            .collect();
+        let styles: Vec<f32> = (0..13).map(|i| 0.3 + 0.4 * (i % 5) as f32).collect();
+        let (oh, ow) = (shape.out_h(), shape.out_w());
+        let mut scratch = ConvScratch::default();
+        for (demodulate, gain) in [(true, 0.7f32), (false, 1.0), (false, 0.5)] {
+            let mut wmod = vec![0.0f32; 11 * 13 * 9];
+            modulate(&wt, &styles, 11, 9, demodulate, gain, &mut wmod);
+            let direct = PreparedConv::Direct(wmod);
+            let mut expected = vec![0.0f32; 11 * oh * ow];
+            conv_rows(
+                shape,
+                &x,
+                &direct,
+                0,
+                oh,
+                &mut expected,
+                oh * ow,
+                &mut scratch,
+            );
+            let s = style_factors(&styles, demodulate);
+            let modulation = Modulation {
+                styles: &s,
+                demodulate,
+                gain,
+            };
+            let f4 = PreparedConv::Winograd(WinogradWeights::new_in(
+                &F4,
+                11,
+                13,
+                &wt,
+                &modulation,
+                Vec::new(),
+            ));
+            let mut got = vec![f32::NAN; 11 * oh * ow];
+            conv_rows(shape, &x, &f4, 0, oh, &mut got, oh * ow, &mut scratch);
+            let scale = expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            for (i, (a, b)) in got.iter().zip(&expected).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * scale.max(1.0),
+                    "demodulate={demodulate} gain={gain} value {i}: {a} vs {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn modulation_demodulates_to_unit_norm() {
         let w = [1.0f32, 2.0, 3.0, 4.0, 0.5, -0.5, 1.0, 1.0];
         let s = [2.0f32, 0.5];

@@ -143,31 +143,53 @@ impl WinogradWeights {
         let panels = cout.div_ceil(MR);
         u.resize(a2 * panels * cin * MR, 0.0);
         let out = SharedBuf::new(&mut u);
+        // The styles once per tap (`s9[ci·9 + k] = s[ci]`), so the demodulation sums run over
+        // contiguous vectors.
+        let s9: Vec<f32> = if modulation.demodulate {
+            modulation.styles.iter().flat_map(|&s| [s; 9]).collect()
+        } else {
+            Vec::new()
+        };
         weight
             .par_chunks(MR * 9 * cin.max(1))
             .enumerate()
             .for_each(|(ib, w_blk)| {
                 // SAFETY: panel `ib` of every position is written by this task only.
-                unsafe { weights_block(tile, cin, w_blk, modulation, &out, panels, ib) }
+                unsafe { weights_block(tile, cin, w_blk, modulation, &s9, &out, panels, ib) }
             });
         WinogradWeights { tile, u }
     }
 }
 
-/// Scale per output channel after `W·s`: `1 / sqrt(Σ (W·s)² + 1e-8)` when demodulating (the
-/// sum in f64, four interleaved partial sums), else 1.
-fn demod_coefficient(w_co: &[f32], modulation: &Modulation<'_>) -> f32 {
-    if !modulation.demodulate {
-        return 1.0;
+dispatch_fma!(fn demod_coefficient(w_co: &[f32], s9: &[f32]) -> f32 => demod_coefficient_impl);
+
+/// Scale of one output channel after `W·s` when demodulating: `1 / sqrt(Σ (W·s)² + 1e-8)`,
+/// each square rounded to f32 as upstream rounds it and the sum in f64 (eight interleaved
+/// partial sums, so it vectorises). `s9` holds the styles once per tap.
+#[inline(always)]
+fn demod_coefficient_impl<const FMA: bool>(w_co: &[f32], s9: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if FMA {
+        // SAFETY: FMA = true is only instantiated where AVX2 and FMA are present.
+        let sum = unsafe { weights_x86::square_sum(w_co, s9) };
+        return 1.0 / ((sum as f32) + 1e-8f32).sqrt();
     }
-    let mut part = [0.0f64; 4];
-    for (g, &sc) in w_co.chunks_exact(9).zip(modulation.styles) {
-        for (k, &wv) in g.iter().enumerate() {
-            let v = wv * sc;
-            part[k % 4] += (v * v) as f64;
+    const L: usize = 8;
+    let mut part = [0.0f64; L];
+    let (w8, s8) = (w_co.chunks_exact(L), s9.chunks_exact(L));
+    let (w_tail, s_tail) = (w8.remainder(), s8.remainder());
+    for (wv, sv) in w8.zip(s8) {
+        for l in 0..L {
+            let v = wv[l] * sv[l];
+            part[l] += (v * v) as f64;
         }
     }
-    let sum = (part[0] + part[1]) + (part[2] + part[3]);
+    for (l, (&w, &s)) in w_tail.iter().zip(s_tail).enumerate() {
+        let v = w * s;
+        part[l] += (v * v) as f64;
+    }
+    let sum =
+        ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
     1.0 / ((sum as f32) + 1e-8f32).sqrt()
 }
 
@@ -176,23 +198,34 @@ dispatch_fma!(unsafe fn weights_block(
     cin: usize,
     w_blk: &[f32],
     modulation: &Modulation<'_>,
+    s9: &[f32],
     out: &SharedBuf<'_>,
     panels: usize,
     ib: usize,
 ) => weights_block_impl);
 
+/// Input channels whose taps [`weights_block_impl`] transposes at a time (9 KB of stack).
+const TRANSPOSE_CHANNELS: usize = 32;
+
 /// One block of up to [`MR`] output channels: `w_blk [rows][cin][3][3]` -> panel `ib` of
 /// every position in `out`, the modulated weight `((w · s) · d) · gain` rounded as upstream
 /// rounds it, then `U = G·g·Gᵀ` with the MR channels as the vector lanes.
 ///
+/// The taps are first transposed into channel-lane order a few input channels at a time, so
+/// that modulation and transform run on whole vectors. (Building each channel's taps lane by
+/// lane and reading them back as a vector at once stalled on store forwarding: half the
+/// stage's time on one load.)
+///
 /// # Safety
 /// No other task may write panel `ib` of `out`.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 unsafe fn weights_block_impl<const FMA: bool>(
     tile: &Tile,
     cin: usize,
     w_blk: &[f32],
     modulation: &Modulation<'_>,
+    s9: &[f32],
     out: &SharedBuf<'_>,
     panels: usize,
     ib: usize,
@@ -200,53 +233,267 @@ unsafe fn weights_block_impl<const FMA: bool>(
     use crate::simd::madd;
     let a = tile.alpha;
     let rows = (w_blk.len() / (9 * cin.max(1))).min(MR);
-    let mut dcoef = [0.0f32; MR];
-    for (r, d) in dcoef.iter_mut().enumerate().take(rows) {
-        *d = demod_coefficient(&w_blk[r * 9 * cin..(r + 1) * 9 * cin], modulation);
+    // Per-lane demodulation factors (1 when not demodulating: multiplying by 1 is exact, so
+    // every lane takes the same three roundings as upstream's `((w · s) · d) · gain`); lanes
+    // past `rows` see zero weights.
+    let mut dcoef = [1.0f32; MR];
+    if modulation.demodulate {
+        for (r, d) in dcoef.iter_mut().enumerate().take(rows) {
+            *d = demod_coefficient(&w_blk[r * 9 * cin..(r + 1) * 9 * cin], s9);
+        }
     }
     let g: [[f32; 3]; 8] = std::array::from_fn(|i| {
         std::array::from_fn(|k| if i < a { tile.g[i * 3 + k] as f32 } else { 0.0 })
     });
     let gain = modulation.gain;
-    for ci in 0..cin {
-        // taps[k][r]: tap k of output channel r, modulated (zero for missing channels)
-        let mut taps = [[0.0f32; MR]; 9];
-        let sc = modulation.styles[ci];
+    #[cfg(target_arch = "x86_64")]
+    if FMA && MR == 8 {
+        // `weights_block` only instantiates FMA = true where AVX2 and FMA are present.
+        match a {
+            6 => weights_x86::block::<6>(
+                cin,
+                w_blk,
+                rows,
+                modulation.styles,
+                &dcoef,
+                gain,
+                &g,
+                out,
+                panels,
+                ib,
+            ),
+            4 => weights_x86::block::<4>(
+                cin,
+                w_blk,
+                rows,
+                modulation.styles,
+                &dcoef,
+                gain,
+                &g,
+                out,
+                panels,
+                ib,
+            ),
+            _ => weights_x86::block::<8>(
+                cin,
+                w_blk,
+                rows,
+                modulation.styles,
+                &dcoef,
+                gain,
+                &g,
+                out,
+                panels,
+                ib,
+            ),
+        }
+        return;
+    }
+    // lanes[j][r]: tap j (of channel c0 + j / 9) of output channel r
+    let mut lanes = [[0.0f32; MR]; 9 * TRANSPOSE_CHANNELS];
+    for c0 in (0..cin).step_by(TRANSPOSE_CHANNELS) {
+        let nc = TRANSPOSE_CHANNELS.min(cin - c0);
         for r in 0..rows {
-            let w9 = &w_blk[(r * cin + ci) * 9..(r * cin + ci + 1) * 9];
-            for (k, &wv) in w9.iter().enumerate() {
-                let mut v = wv * sc;
-                if modulation.demodulate {
-                    v *= dcoef[r];
-                }
-                if gain != 1.0 {
-                    v *= gain;
-                }
-                taps[k][r] = v;
+            let src = &w_blk[(r * cin + c0) * 9..(r * cin + c0 + nc) * 9];
+            for (lane, &v) in lanes.iter_mut().zip(src) {
+                lane[r] = v;
             }
         }
-        // t[i][c] = Σ_k G[i][k] · g[k][c]
-        let mut t = [[[0.0f32; MR]; 3]; 8];
-        for (ti, gi) in t.iter_mut().zip(&g).take(a) {
-            for (c, tic) in ti.iter_mut().enumerate() {
-                for (l, o) in tic.iter_mut().enumerate() {
-                    let mut acc = gi[0] * taps[c][l];
-                    acc = madd::<FMA>(acc, gi[1], taps[3 + c][l]);
-                    *o = madd::<FMA>(acc, gi[2], taps[6 + c][l]);
+        for cc in 0..nc {
+            let ci = c0 + cc;
+            let sc = modulation.styles[ci];
+            // taps[k][r]: tap k of output channel r, modulated
+            let mut taps = [[0.0f32; MR]; 9];
+            for (tk, lk) in taps.iter_mut().zip(&lanes[cc * 9..cc * 9 + 9]) {
+                for l in 0..MR {
+                    tk[l] = ((lk[l] * sc) * dcoef[l]) * gain;
+                }
+            }
+            // t[i][c] = Σ_k G[i][k] · g[k][c]
+            let mut t = [[[0.0f32; MR]; 3]; 8];
+            for (ti, gi) in t.iter_mut().zip(&g).take(a) {
+                for (c, tic) in ti.iter_mut().enumerate() {
+                    for (l, o) in tic.iter_mut().enumerate() {
+                        let mut acc = gi[0] * taps[c][l];
+                        acc = madd::<FMA>(acc, gi[1], taps[3 + c][l]);
+                        *o = madd::<FMA>(acc, gi[2], taps[6 + c][l]);
+                    }
+                }
+            }
+            // U[i][j] = Σ_k t[i][k] · G[j][k]
+            for (i, ti) in t.iter().enumerate().take(a) {
+                for (j, gj) in g.iter().enumerate().take(a) {
+                    let off = (((i * a + j) * panels + ib) * cin + ci) * MR;
+                    let dst = out.part(off, MR);
+                    for (l, o) in dst.iter_mut().enumerate() {
+                        let mut acc = gj[0] * ti[0][l];
+                        acc = madd::<FMA>(acc, gj[1], ti[1][l]);
+                        *o = madd::<FMA>(acc, gj[2], ti[2][l]);
+                    }
                 }
             }
         }
-        // U[i][j] = Σ_k t[i][k] · G[j][k]
-        for (i, ti) in t.iter().enumerate().take(a) {
-            for (j, gj) in g.iter().enumerate().take(a) {
-                let off = (((i * a + j) * panels + ib) * cin + ci) * MR;
-                let dst = out.part(off, MR);
-                for (l, o) in dst.iter_mut().enumerate() {
-                    let mut acc = gj[0] * ti[0][l];
-                    acc = madd::<FMA>(acc, gj[1], ti[1][l]);
-                    *o = madd::<FMA>(acc, gj[2], ti[2][l]);
+    }
+}
+
+/// The weight transform of one block of output channels in AVX2 vectors (the 8 channels of a
+/// panel are the 8 lanes), with the same operations in the same order as the portable form.
+#[cfg(target_arch = "x86_64")]
+mod weights_x86 {
+    use super::{SharedBuf, MR};
+    use std::arch::x86_64::*;
+
+    /// Columns of the 8×8 block `r` (row `i` = `r[i]`): `out[j]` lane `i` = `r[i]` lane `j`.
+    #[inline(always)]
+    unsafe fn transpose8(r: &[__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        // s0: columns 0 (low half) and 4 (high half) of rows 0-3, s1: 1 and 5, ...
+        let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        [
+            _mm256_permute2f128_ps::<0x20>(s0, s4),
+            _mm256_permute2f128_ps::<0x20>(s1, s5),
+            _mm256_permute2f128_ps::<0x20>(s2, s6),
+            _mm256_permute2f128_ps::<0x20>(s3, s7),
+            _mm256_permute2f128_ps::<0x31>(s0, s4),
+            _mm256_permute2f128_ps::<0x31>(s1, s5),
+            _mm256_permute2f128_ps::<0x31>(s2, s6),
+            _mm256_permute2f128_ps::<0x31>(s3, s7),
+        ]
+    }
+
+    /// `Σ ((w·s)²)` with each product and square rounded to f32, summed in f64 (16 partial
+    /// sums).
+    #[inline(always)]
+    pub(super) unsafe fn square_sum(w: &[f32], s: &[f32]) -> f64 {
+        let n = w.len().min(s.len());
+        let (wp, sp) = (w.as_ptr(), s.as_ptr());
+        let mut acc = [_mm256_setzero_pd(); 4];
+        let mut i = 0;
+        while i + 16 <= n {
+            for h in 0..2 {
+                let v = _mm256_mul_ps(
+                    _mm256_loadu_ps(wp.add(i + 8 * h)),
+                    _mm256_loadu_ps(sp.add(i + 8 * h)),
+                );
+                let sq = _mm256_mul_ps(v, v);
+                let lo = _mm256_cvtps_pd(_mm256_castps256_ps128(sq));
+                let hi = _mm256_cvtps_pd(_mm256_extractf128_ps::<1>(sq));
+                acc[2 * h] = _mm256_add_pd(acc[2 * h], lo);
+                acc[2 * h + 1] = _mm256_add_pd(acc[2 * h + 1], hi);
+            }
+            i += 16;
+        }
+        let a = _mm256_add_pd(_mm256_add_pd(acc[0], acc[1]), _mm256_add_pd(acc[2], acc[3]));
+        let mut lanes = [0.0f64; 4];
+        _mm256_storeu_pd(lanes.as_mut_ptr(), a);
+        let mut sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+        for k in i..n {
+            let v = w[k] * s[k];
+            sum += (v * v) as f64;
+        }
+        sum
+    }
+
+    /// Input channels per transpose step: 8 channels are 72 taps, nine 8×8 blocks.
+    const CH: usize = 8;
+
+    /// [`weights_block_impl`](super::weights_block_impl) for `A = α` (the caller's contract:
+    /// AVX2 and FMA enabled, panel `ib` written by this task only).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn block<const A: usize>(
+        cin: usize,
+        w_blk: &[f32],
+        rows: usize,
+        styles: &[f32],
+        dcoef: &[f32; MR],
+        gain: f32,
+        g: &[[f32; 3]; 8],
+        out: &SharedBuf<'_>,
+        panels: usize,
+        ib: usize,
+    ) {
+        let zeros = [0.0f32; 9 * CH];
+        // The last, partial step's rows, zero-padded to whole blocks.
+        let mut tail = [[0.0f32; 9 * CH]; MR];
+        let d = _mm256_loadu_ps(dcoef.as_ptr());
+        let gn = _mm256_set1_ps(gain);
+        let gv: [[__m256; 3]; 8] =
+            std::array::from_fn(|i| std::array::from_fn(|k| _mm256_set1_ps(g[i][k])));
+        let mut c0 = 0;
+        while c0 < cin {
+            let nc = CH.min(cin - c0);
+            // Row r's taps of channels c0.. (a zero row past `rows`).
+            let mut src = [zeros.as_ptr(); MR];
+            for (r, sp) in src.iter_mut().enumerate().take(rows) {
+                let row = &w_blk[(r * cin + c0) * 9..(r * cin + c0 + nc) * 9];
+                if nc == CH {
+                    *sp = row.as_ptr();
+                } else {
+                    tail[r][..row.len()].copy_from_slice(row);
+                    tail[r][row.len()..].fill(0.0);
+                    *sp = tail[r].as_ptr();
                 }
             }
+            // lanes[j]: tap j of the step (channel c0 + j / 9, tap j % 9), output channels as
+            // lanes
+            let mut lanes = [_mm256_setzero_ps(); 9 * CH];
+            for q in 0..9 {
+                let blk: [__m256; 8] = [
+                    _mm256_loadu_ps(src[0].add(q * 8)),
+                    _mm256_loadu_ps(src[1].add(q * 8)),
+                    _mm256_loadu_ps(src[2].add(q * 8)),
+                    _mm256_loadu_ps(src[3].add(q * 8)),
+                    _mm256_loadu_ps(src[4].add(q * 8)),
+                    _mm256_loadu_ps(src[5].add(q * 8)),
+                    _mm256_loadu_ps(src[6].add(q * 8)),
+                    _mm256_loadu_ps(src[7].add(q * 8)),
+                ];
+                let cols = transpose8(&blk);
+                lanes[q * 8..q * 8 + 8].copy_from_slice(&cols);
+            }
+            for cc in 0..nc {
+                let ci = c0 + cc;
+                let sc = _mm256_set1_ps(styles[ci]);
+                let mut taps = [_mm256_setzero_ps(); 9];
+                for (t, &l) in taps.iter_mut().zip(&lanes[cc * 9..cc * 9 + 9]) {
+                    *t = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(l, sc), d), gn);
+                }
+                // t[i][c] = Σ_k G[i][k] · g[k][c]
+                let mut t = [[_mm256_setzero_ps(); 3]; A];
+                for (ti, gi) in t.iter_mut().zip(&gv) {
+                    for (c, tic) in ti.iter_mut().enumerate() {
+                        let acc = _mm256_mul_ps(gi[0], taps[c]);
+                        let acc = _mm256_fmadd_ps(gi[1], taps[3 + c], acc);
+                        *tic = _mm256_fmadd_ps(gi[2], taps[6 + c], acc);
+                    }
+                }
+                // U[i][j] = Σ_k t[i][k] · G[j][k]
+                for (i, ti) in t.iter().enumerate() {
+                    for (j, gj) in gv.iter().enumerate().take(A) {
+                        let acc = _mm256_mul_ps(gj[0], ti[0]);
+                        let acc = _mm256_fmadd_ps(gj[1], ti[1], acc);
+                        let u = _mm256_fmadd_ps(gj[2], ti[2], acc);
+                        let off = (((i * A + j) * panels + ib) * cin + ci) * MR;
+                        _mm256_storeu_ps(out.part(off, MR).as_mut_ptr(), u);
+                    }
+                }
+            }
+            c0 += nc;
         }
     }
 }
@@ -711,6 +958,47 @@ fn output_channel_impl<const FMA: bool>(
         // output row ty·m + sub gets column m·tx + ox = Y[ox][ty·tiles_x + tx]
         for (ty, out_row) in rows.chunks_exact_mut(ow).skip(sub).step_by(m).enumerate() {
             interleave(out_row, &y[ty * tiles_x..], m, tiles);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn portable_weight_transform_matches_dispatched() {
+        // The portable instantiation (non-x86 CPUs, x86 without FMA) against the one this
+        // CPU dispatches to, which the convolution tests check against the definition: 11
+        // output channels (a partial panel), 13 input channels (a partial transpose step).
+        let (cout, cin) = (11usize, 13usize);
+        let wt: Vec<f32> = (0..cout * cin * 9)
+            .map(|i| ((i * 13 % 17) as f32) * 0.05 - 0.4)
+            .collect();
+        let styles: Vec<f32> = (0..cin).map(|i| 0.3 + 0.4 * (i % 5) as f32).collect();
+        for (demodulate, gain) in [(true, 0.7f32), (false, 0.5)] {
+            let modulation = Modulation {
+                styles: &styles,
+                demodulate,
+                gain,
+            };
+            let dispatched = WinogradWeights::new_in(&F4, cout, cin, &wt, &modulation, Vec::new());
+            let s9: Vec<f32> = styles.iter().flat_map(|&s| [s; 9]).collect();
+            let panels = cout.div_ceil(MR);
+            let mut u = vec![f32::NAN; dispatched.u.len()];
+            let out = SharedBuf::new(&mut u);
+            for (ib, w_blk) in wt.chunks(MR * 9 * cin).enumerate() {
+                // SAFETY: one block at a time.
+                unsafe {
+                    weights_block_impl::<false>(&F4, cin, w_blk, &modulation, &s9, &out, panels, ib)
+                };
+            }
+            for (i, (a, b)) in u.iter().zip(&dispatched.u).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                    "demodulate={demodulate} value {i}: {a} vs {b}"
+                );
+            }
         }
     }
 }
