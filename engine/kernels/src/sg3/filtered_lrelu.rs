@@ -290,7 +290,7 @@ fn separable_band_impl<const FMA: bool>(
     out: &mut [f32],
     scratch: &mut BandScratch,
 ) {
-    use crate::simd::{weighted_sums, LeakyClamp};
+    use crate::simd::{weighted_sums, LeakyClamp, SHARED_MAX_SRCS};
     let (ax, ay) = (&rs.x, &rs.y);
     let (w_in, w_out) = (ax.n_in, ax.n_out);
     let (ux, uy, dn) = (ax.up, ay.up, ay.down);
@@ -366,12 +366,43 @@ fn separable_band_impl<const FMA: bool>(
     let group = if uy <= MAX_GROUP { uy } else { 1 };
     let cap = (td + dn * (VD_ROWS - 1) + uy).div_ceil(uy) * uy;
     let ring = aligned(ring, cap * row_len);
-    let vrows = aligned(vrows, VD_ROWS * row_len);
+    // (slack after the last row: the horizontal pass below may read a few values past a
+    // phase row for output positions it then drops)
+    let vrows = aligned(vrows, VD_ROWS * row_len + ALIGN);
+
+    // The horizontal down filter, set up once for the band. When D divides U (k = U / D),
+    // output column k·m + e reads tmp columns U·m + D·e + b, that is up phase (D·e + b) mod U
+    // at position m + (D·e + b) div U: the k output phases e are k outputs of one shared-load
+    // pass over the up phases, interleaved afterwards (for U = D, k = 1, the output row
+    // itself). Otherwise the row is reordered into its down phases first.
+    let kx = if ux % dn == 0 { ux / dn } else { 0 };
+    let hs = if kx > 0 { dn * (kx - 1) + td } else { td };
+    let by_phases =
+        (kx == 1 && hs <= MAX_TAPS + MAX_DOWN) || (matches!(kx, 2 | 4) && hs <= SHARED_MAX_SRCS);
+    let mut hoffs = [0usize; MAX_TAPS + MAX_DOWN];
+    let mut htaps = [0.0f32; 4 * SHARED_MAX_SRCS];
+    // length and stride of one output phase row
+    let pw = w_out.div_ceil(kx.max(1));
+    let pstride = pw.next_multiple_of(ALIGN);
+    if by_phases {
+        for (c, o) in hoffs.iter_mut().enumerate().take(hs) {
+            *o = (c % ux) * pq + c / ux;
+        }
+        if kx > 1 {
+            for e in 0..kx {
+                htaps[e * hs + dn * e..e * hs + dn * e + td].copy_from_slice(g);
+            }
+            yphases.resize(kx * pstride, 0.0);
+        }
+    }
     // The down phases of one row when they are not the up phases: `yphases[p · py + j]` is
     // tmp column `j·D + p`.
     let py = (ux * qx).div_ceil(dn) + ALIGN;
-    if ux != dn {
+    if !by_phases {
         yphases.resize(dn * py, 0.0);
+        for (b, o) in hoffs.iter_mut().enumerate().take(td) {
+            *o = (b % dn) * py + b / dn;
+        }
     }
     let nsy = ay.shifts;
     let mut ytaps = [0.0f32; MAX_GROUP * MAX_TAPS];
@@ -411,8 +442,10 @@ fn separable_band_impl<const FMA: bool>(
         }
         // vertical down filter: output row oy + j reads tmp rows (oy + j)·D + a
         let ns = td + dn * (nr - 1);
+        let first_slot = (oy * dn) % cap;
         for (k, o) in offs.iter_mut().enumerate().take(ns) {
-            *o = ((oy * dn + k) % cap) * row_len;
+            let slot = first_slot + k;
+            *o = if slot >= cap { slot - cap } else { slot } * row_len;
         }
         vtaps[..nr * ns].fill(0.0);
         for j in 0..nr {
@@ -424,18 +457,30 @@ fn separable_band_impl<const FMA: bool>(
                 std::array::from_fn(|_| it.next().unwrap_or_default());
             weighted_sums(&mut outs[..nr], ring, &offs[..ns], &vtaps[..nr * ns], None);
         }
-        // horizontal down filter, from the down phases of each row
+        // horizontal down filter of each row
         for j in 0..nr {
+            let dst = &mut out[(oy + j - oy0) * w_out..(oy + j - oy0 + 1) * w_out];
+            if by_phases && kx == 1 {
+                let x = &vrows[j * row_len..];
+                weighted_sums(&mut [dst], x, &hoffs[..hs], g, None);
+                continue;
+            }
+            if by_phases {
+                let x = &vrows[j * row_len..];
+                let mut it = yphases.chunks_exact_mut(pstride);
+                let mut outs: [&mut [f32]; 4] =
+                    std::array::from_fn(|_| it.next().map(|r| &mut r[..pw]).unwrap_or_default());
+                weighted_sums(&mut outs[..kx], x, &hoffs[..hs], &htaps[..kx * hs], None);
+                interleave(dst, yphases, kx, pstride);
+                continue;
+            }
             let x = &vrows[j * row_len..(j + 1) * row_len];
-            let (phases, stride): (&[f32], usize) = if ux == dn {
-                (x, pq)
-            } else if ux % dn == 0 {
+            if ux % dn == 0 {
                 // down phase p interleaves up phases p, p + D, p + 2D, ...
                 let k = ux / dn;
                 for (p, dst) in yphases.chunks_exact_mut(py).enumerate() {
                     interleave(&mut dst[..k * qx], &x[p * pq..], k, dn * pq);
                 }
-                (yphases, py)
             } else {
                 for (p, dst) in yphases.chunks_exact_mut(py).enumerate() {
                     for (jj, v) in dst.iter_mut().enumerate() {
@@ -447,13 +492,8 @@ fn separable_band_impl<const FMA: bool>(
                         };
                     }
                 }
-                (yphases, py)
-            };
-            for (b, o) in offs.iter_mut().enumerate().take(td) {
-                *o = (b % dn) * stride + b / dn;
             }
-            let dst = &mut out[(oy + j - oy0) * w_out..(oy + j - oy0 + 1) * w_out];
-            weighted_sums(&mut [dst], phases, &offs[..td], g, None);
+            weighted_sums(&mut [dst], yphases, &hoffs[..td], g, None);
         }
     }
 }
@@ -660,10 +700,12 @@ mod tests {
             .collect();
         let fd: Vec<f32> = (0..6).map(|i| 0.2 - 0.03 * i as f32).collect();
         // up 1, 3 and 8 cover the down-phase layouts other than U = D and U = 2D, and up
-        // factors larger than one shared-load group; 201 -> 200: long rows (vector tails).
+        // factors larger than one shared-load group; 201 -> 200: long rows (vector tails);
+        // 23 -> 41 at up 4: two output phases of unequal length over several vectors.
         for &(up, lo, hi, n_in, n_out) in &[
             (2usize, 5i64, 4i64, 9usize, 8usize),
             (4, -3, -6, 9, 8),
+            (4, 3, -2, 23, 41),
             (2, -2, -3, 11, 3),
             (2, 5, 4, 41, 40),
             (2, 5, 4, 201, 200),
