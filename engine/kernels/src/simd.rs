@@ -225,7 +225,10 @@ pub(crate) fn weighted_sums(
                 .all(|&o| o.checked_add(n).is_some_and(|end| end <= base.len())),
         "weighted_sums: taps or source windows out of range"
     );
-    if ns == 0 || ns > SHARED_MAX_SRCS || !matches!(r, 1 | 2 | 4) {
+    // The shared path folds the gain into the taps (`lrelu(v)·g = lrelu(v·g)` for `g > 0`),
+    // saving a multiply per value; other gains take the fallback.
+    let foldable = act.is_none_or(|a| a.gain > 0.0 && a.gain.is_finite());
+    if ns == 0 || ns > SHARED_MAX_SRCS || !matches!(r, 1 | 2 | 4) || !foldable {
         let mut srcs: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
         for (sl, &o) in srcs.iter_mut().zip(offsets) {
             *sl = &base[o..o + n];
@@ -255,7 +258,8 @@ pub(crate) fn weighted_sums(
     let mut ptrs = SumPtrs {
         outs: [std::ptr::null_mut(); 4],
         r,
-        srcs: [std::ptr::null(); SHARED_MAX_SRCS],
+        // (in bounds: checked above; `ns >= 1` here)
+        srcs: [base[offsets[0]..].as_ptr(); SHARED_MAX_SRCS],
         s: ns,
         n,
     };
@@ -367,6 +371,7 @@ const NO_ACT: LeakyClamp = LeakyClamp {
 struct SumPtrs {
     outs: [*mut f32; 4],
     r: usize,
+    /// The `s` sources, then repeats of the first.
     srcs: [*const f32; SHARED_MAX_SRCS],
     s: usize,
     n: usize,
@@ -392,6 +397,7 @@ mod vector {
         unsafe fn sub(a: Self::V, b: Self::V) -> Self::V;
         /// `a · b + c`
         unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+        /// The leaky ReLU and clamp of `a`, without its gain (folded into the taps).
         unsafe fn act(v: Self::V, a: &LeakyClamp) -> Self::V;
     }
 
@@ -409,13 +415,17 @@ mod vector {
         // target features, so they stay out-of-line calls (with `splat` a call per tap), a
         // set-up cost that measured 4-5 % of an SG3-T 256 image.
         let ns = p.s.min(S);
+        // A copy of constant length (sources past `ns` repeat source 0), which compiles to a
+        // few moves: copying just `ns` was a `memcpy` call per pass.
         let mut src = [p.srcs[0]; S];
-        src[..ns].copy_from_slice(&p.srcs[..ns]);
+        src.copy_from_slice(&p.srcs[..S]);
         let zero = L::splat(0.0);
         let mut w = [[zero; S]; R];
+        // the gain goes into the taps (positive: checked by `weighted_sums`)
+        let g = if ACT { act.gain } else { 1.0 };
         for (j, wj) in w.iter_mut().enumerate() {
             for (s, ws) in wj.iter_mut().enumerate().take(ns) {
-                *ws = L::splat(taps[j * p.s + s]);
+                *ws = L::splat(taps[j * p.s + s] * g);
             }
         }
         let n = p.n;
@@ -551,7 +561,8 @@ mod vector {
             a * b + c
         }
         unsafe fn act(v: f32, a: &LeakyClamp) -> f32 {
-            a.apply(v)
+            let v = if v < 0.0 { v * a.slope } else { v };
+            v.clamp(-a.clamp, a.clamp)
         }
     }
 
@@ -711,7 +722,6 @@ mod vector {
             unsafe fn act(v: __m512, a: &LeakyClamp) -> __m512 {
                 let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
                 let v = _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(a.slope));
-                let v = _mm512_mul_ps(v, _mm512_set1_ps(a.gain));
                 // (v max −c) min c, as f32::clamp for every non-NaN v
                 let v = _mm512_max_ps(v, _mm512_set1_ps(-a.clamp));
                 _mm512_min_ps(v, _mm512_set1_ps(a.clamp))
@@ -771,7 +781,6 @@ mod vector {
             unsafe fn act(v: __m256, a: &LeakyClamp) -> __m256 {
                 let neg = _mm256_cmp_ps::<_CMP_LT_OQ>(v, _mm256_setzero_ps());
                 let v = _mm256_blendv_ps(v, _mm256_mul_ps(v, _mm256_set1_ps(a.slope)), neg);
-                let v = _mm256_mul_ps(v, _mm256_set1_ps(a.gain));
                 let v = _mm256_max_ps(v, _mm256_set1_ps(-a.clamp));
                 _mm256_min_ps(v, _mm256_set1_ps(a.clamp))
             }
@@ -979,7 +988,8 @@ mod tests {
     fn weighted_sums_match_definition() {
         // Every output count (shared and fallback shapes), source counts on and between the
         // instantiated sizes and past the shared limit, lengths with vector and scalar tails,
-        // with and without the nonlinearity.
+        // with and without the nonlinearity (a positive gain, which the shared path folds into
+        // the taps, and a negative one, which it cannot).
         let base: Vec<f32> = (0..400)
             .map(|i| ((i * 37 % 29) as f32 - 14.0) / 8.0)
             .collect();
@@ -988,6 +998,7 @@ mod tests {
             gain: 1.5,
             clamp: 2.0,
         };
+        let negative_gain = LeakyClamp { gain: -0.5, ..act };
         for r in 1..=5usize {
             for ns in [1usize, 3, 5, 7, 8, 11, 14, 16, 17, 30] {
                 for n in [1usize, 15, 16, 37, 130] {
@@ -995,25 +1006,23 @@ mod tests {
                     let taps: Vec<f32> = (0..r * ns)
                         .map(|i| ((i * 13 % 17) as f32 - 8.0) / 16.0)
                         .collect();
-                    for with_act in [false, true] {
+                    for a in [None, Some(act), Some(negative_gain)] {
                         let mut bufs = vec![vec![f32::NAN; n + 3]; r];
                         let mut outs: Vec<&mut [f32]> =
                             bufs.iter_mut().map(|b| &mut b[..n]).collect();
-                        let a = with_act.then_some(act);
                         weighted_sums(&mut outs, &base, &offsets, &taps, a);
                         for (j, b) in bufs.iter().enumerate() {
                             for (i, &got) in b[..n].iter().enumerate() {
                                 let e: f64 = (0..ns)
                                     .map(|s| taps[j * ns + s] as f64 * base[offsets[s] + i] as f64)
                                     .sum();
-                                let e = if with_act {
-                                    act.apply(e as f32) as f64
-                                } else {
-                                    e
+                                let e = match a {
+                                    Some(a) => a.apply(e as f32) as f64,
+                                    None => e,
                                 };
                                 assert!(
                                     (got as f64 - e).abs() < 1e-5 * (1.0 + e.abs()),
-                                    "r={r} ns={ns} n={n} act={with_act} ({j},{i}): {got} vs {e}"
+                                    "r={r} ns={ns} n={n} act={a:?} ({j},{i}): {got} vs {e}"
                                 );
                             }
                             // nothing written past the output
