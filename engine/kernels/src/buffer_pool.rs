@@ -11,6 +11,23 @@ impl BufferPool {
     /// A buffer of `len` values (contents unspecified: the caller overwrites every value). The
     /// smallest spare one that is big enough, else the biggest one, grown.
     pub fn take(&mut self, len: usize) -> Vec<f32> {
+        let mut buf = self.pick(len);
+        buf.resize(len, 0.0);
+        buf
+    }
+
+    /// A buffer of at least `len` values (use the first `len`; contents unspecified). Unlike
+    /// [`BufferPool::take`] it never shrinks a buffer, so buffers that serve maps of varying
+    /// size are zero-filled only when they outgrow their largest use, not each time a map is
+    /// bigger than the one before (in SG3 that was tens of MB of zeroing per image).
+    pub fn take_at_least(&mut self, len: usize) -> Vec<f32> {
+        let mut buf = self.pick(len);
+        grow(&mut buf, len);
+        buf
+    }
+
+    /// The smallest spare buffer that holds `len` values, else the biggest one, else a new one.
+    fn pick(&mut self, len: usize) -> Vec<f32> {
         let pick = self
             .spare
             .iter()
@@ -24,12 +41,10 @@ impl BufferPool {
                     .max_by_key(|(_, b)| b.capacity())
             })
             .map(|(i, _)| i);
-        let mut buf = match pick {
+        match pick {
             Some(i) => self.spare.swap_remove(i),
             None => Vec::new(),
-        };
-        buf.resize(len, 0.0);
-        buf
+        }
     }
 
     /// Gives a buffer back for reuse.
@@ -38,6 +53,16 @@ impl BufferPool {
             self.spare.push(buf);
         }
     }
+}
+
+/// The first `len` values of `buf`, grown (zero-filled) to `len` if shorter but never shrunk:
+/// for scratch buffers whose used part is overwritten and that serve varying sizes, where
+/// `resize` would zero the regrown part on every size change.
+pub(crate) fn grow(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
 }
 
 /// The working memory a network keeps between calls: a call takes a set (or a fresh one when
@@ -98,5 +123,27 @@ mod tests {
         assert_eq!(pool.spare[0].capacity(), 10);
         pool.put(Vec::new());
         assert_eq!(pool.spare.len(), 1, "empty buffers are not kept");
+    }
+
+    #[test]
+    fn take_at_least_and_grow_never_shrink() {
+        // A long buffer serving a short map keeps its length (and values), so serving a long
+        // map again needs no zero-fill; a short one is grown with zeros.
+        let mut pool = BufferPool::default();
+        pool.put(vec![7.0; 100]);
+        let a = pool.take_at_least(30);
+        assert_eq!(a.len(), 100);
+        assert!(a.iter().all(|&v| v == 7.0));
+        pool.put(a);
+        let b = pool.take_at_least(120);
+        assert_eq!(b.len(), 120);
+        assert!(b[..100].iter().all(|&v| v == 7.0) && b[100..].iter().all(|&v| v == 0.0));
+        let mut c = vec![1.0f32; 8];
+        assert_eq!(grow(&mut c, 3).len(), 3);
+        assert_eq!(c.len(), 8, "grow does not shrink");
+        assert_eq!(
+            grow(&mut c, 10),
+            &[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+        );
     }
 }

@@ -289,7 +289,7 @@ impl Sg3Layer {
         let LayerScratch {
             conv, conv_scratch, ..
         } = scratch;
-        conv.resize(cout * cap * conv_w, 0.0);
+        let conv = crate::buffer_pool::grow(conv, cout * cap * conv_w);
         let (mut have_lo, mut have_hi) = (0usize, 0usize);
         let plane = cap * conv_w;
         for (bi, &(oy0, oy1)) in bands.iter().enumerate() {

@@ -268,25 +268,27 @@ impl Sg3Synthesis {
                 let one_ws =
                     &ws[s * self.num_ws() * self.w_dim()..(s + 1) * self.num_ws() * self.w_dim()];
                 let mut x = self.input_forward(one_ws, 1, transform)?.data;
+                // the map is `x[..x_len]` (pool buffers may be longer)
+                let mut x_len = x.len();
                 for (i, (layer, cost)) in self.layers.iter().zip(&costs).enumerate() {
                     let spec = layer.spec();
-                    let mut out = scratch
-                        .maps
-                        .take(spec.out_channels * spec.out_size * spec.out_size);
+                    let out_len = spec.out_channels * spec.out_size * spec.out_size;
+                    let mut out = scratch.maps.take_at_least(out_len);
                     let before = done;
                     layer.forward_one(
-                        &x,
+                        &x[..x_len],
                         self.w_row(one_ws, 0, i + 1),
-                        &mut out,
+                        &mut out[..out_len],
                         ctl,
                         &mut |f| ctl.progress((before + f * cost) / total),
                         &mut scratch.layer,
                     )?;
                     scratch.maps.put(std::mem::replace(&mut x, out));
+                    x_len = out_len;
                     done += cost;
                 }
                 let scale = self.schedule.output_scale as f32;
-                image.extend(x.iter().map(|&v| v * scale));
+                image.extend(x[..x_len].iter().map(|&v| v * scale));
                 scratch.maps.put(x);
             }
             Ok(())

@@ -127,8 +127,8 @@ impl WinogradWeights {
         Self::new_in(tile, cout, cin, w, &plain, Vec::new())
     }
 
-    /// Modulates `weight [cout, cin, 3, 3]` and transforms it into the buffer `u` (resized;
-    /// every value is overwritten). Modulation and transform run in one pass per block of
+    /// Modulates `weight [cout, cin, 3, 3]` and transforms it into the buffer `u` (grown to
+    /// at least the packed size; every value of that is overwritten). Modulation and transform run in one pass per block of
     /// [`MR`] output channels, vectorised over those channels, writing the packed layout
     /// directly (the modulated 3×3 weights are never stored).
     pub fn new_in(
@@ -141,7 +141,9 @@ impl WinogradWeights {
     ) -> WinogradWeights {
         let a2 = tile.alpha * tile.alpha;
         let panels = cout.div_ceil(MR);
-        u.resize(a2 * panels * cin * MR, 0.0);
+        // grown, never shrunk (the buffer serves layers of every size; a shrink would mean
+        // zeroing the regrown part at the next bigger layer)
+        crate::buffer_pool::grow(&mut u, a2 * panels * cin * MR);
         let out = SharedBuf::new(&mut u);
         // The styles once per tap (`s9[ci·9 + k] = s[ci]`), so the demodulation sums run over
         // contiguous vectors.
