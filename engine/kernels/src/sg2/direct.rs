@@ -4,8 +4,9 @@
 //! For the layers with few channels (the high resolutions, which dominate the run time) a GEMM
 //! over im2col tiles is inefficient: the output-channel dimension is tiny and the im2col copy
 //! is nine times the input. Here each task takes a band of output rows, copies the input rows it
-//! needs into a zero-padded band buffer (once), and computes 4 output channels × 16 pixels at a
-//! time in 8 vector accumulators, reading every tap straight from the band buffer.
+//! needs into a zero-padded band buffer (once), and computes a block of output channels × a
+//! strip of pixels at a time in vector accumulators (4 × 16 with AVX2, 8 × 32 with AVX-512),
+//! reading every tap straight from the band buffer.
 
 use rayon::prelude::*;
 
@@ -15,6 +16,10 @@ use super::ops::{Epilogue, Tap};
 pub(crate) const OB: usize = 4;
 /// Widest strip (pixels per micro-kernel call) of any kernel.
 const MAX_SW: usize = 64;
+/// Pixels per strip of the AVX-512 kernel.
+const AVX512_SW: usize = 32;
+/// Most output-channel blocks per micro-kernel call of any kernel.
+const MAX_OBS: usize = 2;
 
 /// Which micro-kernel [`conv_direct`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,8 +27,8 @@ pub(crate) enum Isa {
     /// 4 channels × 16 pixels (two 8-wide vectors): 8 accumulators, which leaves the
     /// compiler enough of the 16 vector registers to avoid spilling.
     Avx2,
-    /// 4 channels × 64 pixels (four 16-wide vectors): 16 of the 32 registers, and one
-    /// broadcast weight feeds four multiply-adds.
+    /// 8 channels (two blocks of [`OB`]) × 32 pixels (two 16-wide vectors): 16 of the 32
+    /// registers; each input vector feeds eight multiply-adds, each broadcast weight two.
     Avx512,
 }
 
@@ -43,7 +48,7 @@ impl Isa {
     fn strip(self) -> usize {
         match self {
             Isa::Avx2 => 16,
-            Isa::Avx512 => 64,
+            Isa::Avx512 => AVX512_SW,
         }
     }
 }
@@ -279,20 +284,24 @@ unsafe fn band_avx512(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
 trait StripKernel {
     /// Pixels per strip.
     const SW: usize;
-    /// The accumulators of one strip (4 output channels × `SW` pixels).
+    /// Blocks of [`OB`] output channels per strip (the weights of the second block are
+    /// `wstride` values after the first one's).
+    const OBS: usize;
+    /// The accumulators of one strip (`OBS · OB` output channels × `SW` pixels).
     type Acc;
     /// Accumulators at zero.
     unsafe fn zero() -> Self::Acc;
-    /// One tap: `SW` input pixels at `p` times the 4 weights at `wp`, added to `acc`.
+    /// One tap: `SW` input pixels at `p` times the 4 weights at `w[k] + woff` of each block
+    /// `k < OBS`, added to `acc`.
     ///
     /// # Safety
-    /// `p .. p + SW` and `wp .. wp + 4` must be readable.
-    unsafe fn tap(acc: &mut Self::Acc, p: *const f32, wp: *const f32);
+    /// `p .. p + SW` and `w[k] + woff .. + 4` (`k < OBS`) must be readable.
+    unsafe fn tap(acc: &mut Self::Acc, p: *const f32, w: &[*const f32; MAX_OBS], woff: usize);
     /// Stores the accumulators to `tmp` (the first `SW` values of each row).
-    unsafe fn spill(acc: &Self::Acc, tmp: &mut [[f32; MAX_SW]; OB]);
+    unsafe fn spill(acc: &Self::Acc, tmp: &mut [[f32; MAX_SW]; MAX_OBS * OB]);
     /// Applies the epilogue in registers (same operations and order as [`Epilogue::apply`])
-    /// and stores a full strip of output channels `o0..o0 + n` of output row `i` (row `local`
-    /// of the sink), columns `j0..j0 + SW`.
+    /// and stores a full strip of output channels `o0..o0 + n` (`n <= OBS · OB`) of output
+    /// row `i` (row `local` of the sink), columns `j0..j0 + SW`.
     ///
     /// # Safety
     /// The row must belong to the calling task, `o0 + n <= cout`, `local` must be a row of the
@@ -322,7 +331,7 @@ unsafe fn strip<K: StripKernel>(
     cstride: usize,
     cin: usize,
     offs: &[isize],
-    w: *const f32,
+    w: &[*const f32; MAX_OBS],
 ) -> K::Acc {
     // Fully unrolled tap loops for the tap counts that occur (3x3 conv and the phases of the
     // transposed conv).
@@ -342,17 +351,17 @@ unsafe fn strip_n<K: StripKernel, const NT: usize>(
     cstride: usize,
     cin: usize,
     offs: &[isize],
-    w: *const f32,
+    w: &[*const f32; MAX_OBS],
 ) -> K::Acc {
     let mut o = [0isize; NT];
     o.copy_from_slice(&offs[..NT]);
     let mut acc = K::zero();
-    let mut wp = w;
+    let mut woff = 0;
     for c in 0..cin {
         let xc = x.add(c * cstride);
         for &off in &o {
-            K::tap(&mut acc, xc.offset(off), wp);
-            wp = wp.add(OB);
+            K::tap(&mut acc, xc.offset(off), w, woff);
+            woff += OB;
         }
     }
     acc
@@ -365,15 +374,15 @@ unsafe fn strip_any<K: StripKernel>(
     cstride: usize,
     cin: usize,
     offs: &[isize],
-    w: *const f32,
+    w: &[*const f32; MAX_OBS],
 ) -> K::Acc {
     let mut acc = K::zero();
-    let mut wp = w;
+    let mut woff = 0;
     for c in 0..cin {
         let xc = x.add(c * cstride);
         for &off in offs {
-            K::tap(&mut acc, xc.offset(off), wp);
-            wp = wp.add(OB);
+            K::tap(&mut acc, xc.offset(off), w, woff);
+            woff += OB;
         }
     }
     acc
@@ -427,7 +436,7 @@ unsafe fn band_with<K: StripKernel>(job: &BandJob<'_, '_>, b: usize, band: &mut 
         }
     }
     let max_off = (2 * wp + 2) as isize;
-    let mut tmp = [[0f32; MAX_SW]; OB];
+    let mut tmp = [[0f32; MAX_SW]; MAX_OBS * OB];
     for (sc, offs) in subs.iter().zip(offs) {
         assert!(offs.iter().all(|&o| (0..=max_off).contains(&o)));
         let nt = offs.len();
@@ -441,7 +450,10 @@ unsafe fn band_with<K: StripKernel>(job: &BandJob<'_, '_>, b: usize, band: &mut 
         let (sink, epi, out_w) = (&sc.sink, sc.epi, sc.out_w);
         // Output-channel blocks whose weights stay cache-resident while a strip of input is
         // reused for all of them.
-        let group = (GROUP_WEIGHT_FLOATS / (cin * nt * OB)).clamp(1, nob);
+        let group = (GROUP_WEIGHT_FLOATS / (cin * nt * OB))
+            .clamp(1, nob)
+            .next_multiple_of(K::OBS);
+        let blk = cin * nt * OB;
         for g0 in (0..nob).step_by(group) {
             let g1 = (g0 + group).min(nob);
             // Column strips outermost: the rows a strip reads are reused by the next output
@@ -451,41 +463,52 @@ unsafe fn band_with<K: StripKernel>(job: &BandJob<'_, '_>, b: usize, band: &mut 
                     let j0 = s * K::SW;
                     let base = (i - i0) * wp + j0;
                     let valid = K::SW.min(out_w - j0);
-                    for ob in g0..g1 {
-                        let wb = &sc.wblk[ob * cin * nt * OB..(ob + 1) * cin * nt * OB];
-                        let nvalid_o = OB.min(cout - ob * OB);
+                    for ob in (g0..g1).step_by(K::OBS) {
+                        let nblk = K::OBS.min(g1 - ob);
+                        let nvalid_o = (nblk * OB).min(cout - ob * OB);
                         if valid <= COLUMN_TAIL {
                             // A short tail (the odd last column of the transposed-conv
                             // phases): one pixel at a time instead of a mostly wasted strip.
-                            for j in j0..j0 + valid {
-                                // SAFETY: as for `strip` below, reading one value per tap
-                                // at column `j <= (nstrips - 1)·SW + SW - 1`.
-                                let v = avx2::column(
-                                    band.as_ptr().add(base + (j - j0)),
-                                    cstride,
-                                    cin,
-                                    offs,
-                                    wb.as_ptr(),
-                                );
-                                for (oi, &val) in v.iter().enumerate().take(nvalid_o) {
-                                    let o = ob * OB + oi;
-                                    let mut one = [val];
-                                    if let Some(e) = epi {
-                                        e.apply(o, i * out_w + j, &mut one);
+                            for kb in 0..nblk {
+                                let obk = ob + kb;
+                                let wb = &sc.wblk[obk * blk..(obk + 1) * blk];
+                                let nvalid_k = OB.min(cout - obk * OB);
+                                for j in j0..j0 + valid {
+                                    // SAFETY: as for `strip` below, reading one value per tap
+                                    // at column `j <= (nstrips - 1)·SW + SW - 1`.
+                                    let v = avx2::column(
+                                        band.as_ptr().add(base + (j - j0)),
+                                        cstride,
+                                        cin,
+                                        offs,
+                                        wb.as_ptr(),
+                                    );
+                                    for (oi, &val) in v.iter().enumerate().take(nvalid_k) {
+                                        let o = obk * OB + oi;
+                                        let mut one = [val];
+                                        if let Some(e) = epi {
+                                            e.apply(o, i * out_w + j, &mut one);
+                                        }
+                                        // SAFETY: row `i` belongs to this band only; `o <
+                                        // cout`, `i` lies in the sink's rows and `j < out_w`.
+                                        sink.store(o, i - row0, j, &one);
                                     }
-                                    // SAFETY: row `i` belongs to this band only; `o < cout`,
-                                    // `i` lies in the sink's rows and `j < out_w`.
-                                    sink.store(o, i - row0, j, &one);
                                 }
                             }
                             continue;
                         }
+                        // Missing blocks (past the last one) read the first block's weights
+                        // again; their outputs are not stored.
+                        let wbase: [*const f32; MAX_OBS] = std::array::from_fn(|k| {
+                            let obk = if k < nblk { ob + k } else { ob };
+                            sc.wblk[obk * blk..(obk + 1) * blk].as_ptr()
+                        });
                         // SAFETY: AVX2/FMA are available (caller contract); with `base +
                         // offs[t] + SW - 1 <= (brows - 3)·wp + (nstrips - 1)·SW + 2·wp + 2 +
                         // SW - 1 < brows·wp <= cstride` every read of channel c stays inside
-                        // its `cstride` slice of `band`, and `wb` holds `cin·nt·OB` weights.
-                        let acc =
-                            strip::<K>(band.as_ptr().add(base), cstride, cin, offs, wb.as_ptr());
+                        // its `cstride` slice of `band`, and every `wbase` pointer starts a
+                        // block of `cin·nt·OB` weights.
+                        let acc = strip::<K>(band.as_ptr().add(base), cstride, cin, offs, &wbase);
                         if valid == K::SW {
                             // SAFETY: as below, for a full strip with unit column stride.
                             K::finish_full(
@@ -531,7 +554,7 @@ unsafe fn band_avx512(_job: &BandJob<'_, '_>, _b: usize, _band: &mut Vec<f32>) {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Epilogue, RowSink, StripKernel, MAX_SW, OB};
+    use super::{Epilogue, RowSink, StripKernel, MAX_OBS, MAX_SW, OB};
     use crate::sg2::ops::Act;
     use std::arch::x86_64::*;
 
@@ -543,13 +566,15 @@ mod avx2 {
 
     impl StripKernel for Kernel {
         const SW: usize = SW;
+        const OBS: usize = 1;
         type Acc = Acc;
         #[inline(always)]
         unsafe fn zero() -> Acc {
             [_mm256_setzero_ps(); 2 * OB]
         }
         #[inline(always)]
-        unsafe fn tap(acc: &mut Acc, p: *const f32, wp: *const f32) {
+        unsafe fn tap(acc: &mut Acc, p: *const f32, w: &[*const f32; MAX_OBS], woff: usize) {
+            let wp = w[0].add(woff);
             let v0 = _mm256_loadu_ps(p);
             let v1 = _mm256_loadu_ps(p.add(8));
             for k in 0..OB {
@@ -559,7 +584,7 @@ mod avx2 {
             }
         }
         #[inline(always)]
-        unsafe fn spill(acc: &Acc, tmp: &mut [[f32; MAX_SW]; OB]) {
+        unsafe fn spill(acc: &Acc, tmp: &mut [[f32; MAX_SW]; MAX_OBS * OB]) {
             spill(acc, tmp)
         }
         #[inline(always)]
@@ -611,8 +636,8 @@ mod avx2 {
 
     /// Stores the accumulators to `tmp`.
     #[inline(always)]
-    pub(super) unsafe fn spill(acc: &Acc, tmp: &mut [[f32; MAX_SW]; OB]) {
-        for (k, row) in tmp.iter_mut().enumerate() {
+    pub(super) unsafe fn spill(acc: &Acc, tmp: &mut [[f32; MAX_SW]; MAX_OBS * OB]) {
+        for (k, row) in tmp.iter_mut().enumerate().take(OB) {
             _mm256_storeu_ps(row.as_mut_ptr(), acc[2 * k]);
             _mm256_storeu_ps(row.as_mut_ptr().add(8), acc[2 * k + 1]);
         }
@@ -680,36 +705,43 @@ mod avx2 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Epilogue, RowSink, StripKernel, MAX_SW, OB};
+    use super::{Epilogue, RowSink, StripKernel, MAX_OBS, MAX_SW, OB};
     use crate::sg2::ops::Act;
     use std::arch::x86_64::*;
 
-    /// Pixels per strip: four 16-wide vectors.
-    const SW: usize = 64;
+    /// Pixels per strip: two 16-wide vectors.
+    const SW: usize = super::AVX512_SW;
     /// Vectors per output channel of a strip.
     const V: usize = SW / 16;
+    /// Output-channel blocks per strip: 8 channels × 32 pixels in 16 accumulators. Each input
+    /// vector feeds eight multiply-adds (four with 4 × 64 pixels): the inputs of the wide
+    /// layers come from L2, whose bandwidth bounded the 4-channel kernel.
+    const OBS: usize = 2;
+    /// Output channels per strip.
+    const NO: usize = OBS * OB;
 
-    /// Accumulators of one strip: output channel `o` of the block is `acc[V·o .. V·o + V]`.
-    type Acc = [__m512; V * OB];
+    /// Accumulators of one strip: output channel `o` of the strip is `acc[V·o .. V·o + V]`.
+    type Acc = [__m512; V * NO];
 
     /// The AVX-512 micro-kernel.
     pub(super) struct Kernel;
 
     impl StripKernel for Kernel {
         const SW: usize = SW;
+        const OBS: usize = OBS;
         type Acc = Acc;
 
         #[inline(always)]
         unsafe fn zero() -> Acc {
-            [_mm512_setzero_ps(); V * OB]
+            [_mm512_setzero_ps(); V * NO]
         }
 
-        /// 64 input pixels at `p` times the 4 weights at `wp`.
+        /// `SW` input pixels at `p` times the 4 weights of each block.
         #[inline(always)]
-        unsafe fn tap(acc: &mut Acc, p: *const f32, wp: *const f32) {
+        unsafe fn tap(acc: &mut Acc, p: *const f32, w: &[*const f32; MAX_OBS], woff: usize) {
             let xs: [__m512; V] = std::array::from_fn(|v| _mm512_loadu_ps(p.add(16 * v)));
-            for k in 0..OB {
-                let b = _mm512_set1_ps(*wp.add(k));
+            for k in 0..NO {
+                let b = _mm512_set1_ps(*w[k / OB].add(woff + k % OB));
                 for (v, &x) in xs.iter().enumerate() {
                     acc[V * k + v] = _mm512_fmadd_ps(x, b, acc[V * k + v]);
                 }
@@ -717,8 +749,8 @@ mod avx512 {
         }
 
         #[inline(always)]
-        unsafe fn spill(acc: &Acc, tmp: &mut [[f32; MAX_SW]; OB]) {
-            for (k, row) in tmp.iter_mut().enumerate() {
+        unsafe fn spill(acc: &Acc, tmp: &mut [[f32; MAX_SW]; MAX_OBS * OB]) {
+            for (k, row) in tmp.iter_mut().enumerate().take(NO) {
                 for v in 0..V {
                     _mm512_storeu_ps(row.as_mut_ptr().add(16 * v), acc[V * k + v]);
                 }

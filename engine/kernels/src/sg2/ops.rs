@@ -1033,7 +1033,7 @@ mod tests {
 
     #[test]
     fn conv3x3_matches_direct_formula() {
-        // Widths with full strips of every kernel (16 and 64 pixels), partial strips and the
+        // Widths with full strips of every kernel (16 and 32 pixels), partial strips and the
         // one-pixel tails.
         for (cin, cout, h, w) in [(4, 3, 6, 7), (6, 9, 5, 50), (3, 5, 4, 130), (2, 6, 3, 133)] {
             let x = pseudo(cin * h * w, 3);
