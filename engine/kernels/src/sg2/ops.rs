@@ -1073,8 +1073,15 @@ mod tests {
     #[test]
     fn conv3x3_matches_direct_formula() {
         // Widths with full strips of every kernel (16 and 32 pixels), partial strips and the
-        // one-pixel tails.
-        for (cin, cout, h, w) in [(4, 3, 6, 7), (6, 9, 5, 50), (3, 5, 4, 130), (2, 6, 3, 133)] {
+        // one-pixel tails; odd block counts (the 8-channel AVX-512 kernel pairs blocks of 4),
+        // and (30 -> 38) several groups of blocks with a partial last block.
+        for (cin, cout, h, w) in [
+            (4, 3, 6, 7),
+            (6, 9, 5, 50),
+            (3, 5, 4, 130),
+            (2, 6, 3, 133),
+            (30, 38, 5, 70),
+        ] {
             let x = pseudo(cin * h * w, 3);
             let raw = pseudo(cout * cin * 9, 4);
             let styles = pseudo(cin, 7);
