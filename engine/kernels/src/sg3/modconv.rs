@@ -456,6 +456,17 @@ mod tests {
         }
     }
 
+    /// Deterministic input `[cin, h, w]` and 3×3 weights `[cout, cin, 3, 3]` for `shape`.
+    fn pattern_operands(shape: ConvShape) -> (Vec<f32>, Vec<f32>) {
+        let x = (0..shape.cin * shape.h * shape.w)
+            .map(|i| ((i * 37 % 23) as f32) * 0.1 - 1.1)
+            .collect();
+        let wt = (0..shape.cout * shape.cin * 9)
+            .map(|i| ((i * 13 % 17) as f32) * 0.05 - 0.4)
+            .collect();
+        (x, wt)
+    }
+
     #[test]
     fn winograd_f4_matches_definition_across_panels() {
         // 14 tiles per tile row: the 48-tile panels of the packed operands start mid-row, the
@@ -467,12 +478,7 @@ mod tests {
             w: 53,
             k: 3,
         };
-        let x: Vec<f32> = (0..5 * 26 * 53)
-            .map(|i| ((i * 37 % 23) as f32) * 0.1 - 1.1)
-            .collect();
-        let wt: Vec<f32> = (0..9 * 5 * 9)
-            .map(|i| ((i * 13 % 17) as f32) * 0.05 - 0.4)
-            .collect();
+        let (x, wt) = pattern_operands(shape);
         let expected = naive(shape, &x, &wt);
         let (oh, ow) = (shape.out_h(), shape.out_w());
         let f4 = PreparedConv::Winograd(WinogradWeights::new(&F4, 9, 5, &wt));
@@ -497,12 +503,7 @@ mod tests {
             w: 10,
             k: 3,
         };
-        let x: Vec<f32> = (0..13 * 9 * 10)
-            .map(|i| ((i * 37 % 23) as f32) * 0.1 - 1.1)
-            .collect();
-        let wt: Vec<f32> = (0..11 * 13 * 9)
-            .map(|i| ((i * 13 % 17) as f32) * 0.05 - 0.4)
-            .collect();
+        let (x, wt) = pattern_operands(shape);
         let styles: Vec<f32> = (0..13).map(|i| 0.3 + 0.4 * (i % 5) as f32).collect();
         let (oh, ow) = (shape.out_h(), shape.out_w());
         let mut scratch = ConvScratch::default();

@@ -251,43 +251,27 @@ unsafe fn weights_block_impl<const FMA: bool>(
     #[cfg(target_arch = "x86_64")]
     if FMA && MR == 8 {
         // `weights_block` only instantiates FMA = true where AVX2 and FMA are present.
+        // one instantiation per tile size, each inlined here (with the caller's features)
+        macro_rules! block_of {
+            ($alpha:literal) => {
+                weights_x86::block::<$alpha>(
+                    cin,
+                    w_blk,
+                    rows,
+                    modulation.styles,
+                    &dcoef,
+                    gain,
+                    &g,
+                    out,
+                    panels,
+                    ib,
+                )
+            };
+        }
         match a {
-            6 => weights_x86::block::<6>(
-                cin,
-                w_blk,
-                rows,
-                modulation.styles,
-                &dcoef,
-                gain,
-                &g,
-                out,
-                panels,
-                ib,
-            ),
-            4 => weights_x86::block::<4>(
-                cin,
-                w_blk,
-                rows,
-                modulation.styles,
-                &dcoef,
-                gain,
-                &g,
-                out,
-                panels,
-                ib,
-            ),
-            _ => weights_x86::block::<8>(
-                cin,
-                w_blk,
-                rows,
-                modulation.styles,
-                &dcoef,
-                gain,
-                &g,
-                out,
-                panels,
-                ib,
-            ),
+            6 => block_of!(6),
+            4 => block_of!(4),
+            _ => block_of!(8),
         }
         return;
     }
