@@ -284,8 +284,7 @@ unsafe fn band_avx512(job: &BandJob<'_, '_>, b: usize, band: &mut Vec<f32>) {
 trait StripKernel {
     /// Pixels per strip.
     const SW: usize;
-    /// Blocks of [`OB`] output channels per strip (the weights of the second block are
-    /// `wstride` values after the first one's).
+    /// Blocks of [`OB`] output channels per strip (each read through its own weight pointer).
     const OBS: usize;
     /// The accumulators of one strip (`OBS · OB` output channels × `SW` pixels).
     type Acc;

@@ -163,8 +163,8 @@ pub(crate) fn modulate(
 
 /// `1/sqrt(Σ v² + 1e-8)` of the modulated weights `v` of one output channel: `w` itself, or
 /// with `s` the products `w[i] · s[i]` (rounded to f32). The squares are summed in f64, in
-/// eight interleaved partial sums: one chain of dependent additions was ~3 % of an SG2 1024
-/// image (tens of millions of weights per image), and f64 keeps the result independent of
+/// eight interleaved partial sums: one chain of dependent additions was 2 % of an SG2 1024
+/// profile (tens of millions of weights per image), and f64 keeps the result independent of
 /// the order to far below f32 precision.
 #[inline]
 fn demod_coefficient(w: &[f32], s: Option<&[f32]>) -> f32 {
