@@ -9,10 +9,13 @@ use crate::model::{Control, ModelError};
 use crate::sg3::config::LayerSpec;
 use crate::sg3::filtered_lrelu::{Act, AxisPlan, BandScratch, DownTaps, Resampler};
 use crate::sg3::modconv::{
-    conv_rows, prenormalize_weight, ConvScratch, ConvShape, PreparedConv, WeightBuffers,
+    conv3_is_f4, conv_rows, prenormalize_weight, ConvScratch, ConvShape, PreparedConv,
+    WeightBuffers,
 };
+use crate::sg3::winograd::SharedWinograd;
 use crate::stage_time::{self, Stage};
 use crate::tensor_map::TensorMap;
+use std::sync::Arc;
 
 /// Target size (f32 values) of the buffer holding one band of conv output rows.
 const CONV_BAND_BUDGET: usize = 1 << 22;
@@ -33,7 +36,11 @@ pub struct Sg3Layer {
     spec: LayerSpec,
     affine: FullyConnected,
     /// `[Cout, Cin·k²]`; for demodulated layers already pre-normalised per output channel.
+    /// Empty once the layer keeps [`SharedWinograd`] weights instead.
     weight: Vec<f32>,
+    /// The transformed weights shared by every sample, for the layers chosen by
+    /// [`Sg3Layer::share_weights`].
+    shared: Option<Arc<SharedWinograd>>,
     bias: Vec<f32>,
     /// `1 / sqrt(magnitude_ema)`.
     input_gain: f32,
@@ -165,10 +172,51 @@ impl Sg3Layer {
             spec: spec.clone(),
             affine,
             weight,
+            shared: None,
             bias,
             input_gain,
             resampler: Resampler { x, y, down, act },
         })
+    }
+
+    /// Whether [`Sg3Layer::share_weights`] applies: a demodulated 3×3 convolution on the
+    /// Winograd F(4×4) path.
+    pub(crate) fn can_share_weights(&self) -> bool {
+        let s = &self.spec;
+        !s.is_torgb && s.conv_kernel == 3 && self.shared.is_none() && conv3_is_f4()
+    }
+
+    pub(crate) fn has_shared_weights(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Bytes the shared weights of this layer take (the transformed weights and the sums of
+    /// squares, less the plain weights they replace).
+    pub(crate) fn shared_weight_bytes(&self) -> usize {
+        let s = &self.spec;
+        let (cin, cout) = (s.in_channels, s.out_channels);
+        let u = 36 * cout.div_ceil(8) * 8 * cin * 4;
+        (u + cout * cin * 4).saturating_sub(self.weight.len() * 4)
+    }
+
+    /// Winograd F(4×4) tiles of this layer's convolution output. The per-sample weight
+    /// transform costs the same whatever the map size, the products grow with the tiles: the
+    /// fewer tiles, the larger the transform's share of the layer.
+    pub(crate) fn conv_tiles(&self) -> usize {
+        let n = (self.spec.in_size + self.spec.conv_kernel - 1).div_ceil(4);
+        n * n
+    }
+
+    /// Transforms the weights once for every sample and drops the plain ones (see
+    /// [`SharedWinograd`]); a no-op where [`Sg3Layer::can_share_weights`] is false.
+    pub(crate) fn share_weights(&mut self) {
+        if !self.can_share_weights() {
+            return;
+        }
+        let s = &self.spec;
+        let shared = SharedWinograd::new(s.out_channels, s.in_channels, &self.weight);
+        self.shared = Some(Arc::new(shared));
+        self.weight = Vec::new();
     }
 
     pub fn spec(&self) -> &LayerSpec {
@@ -236,6 +284,12 @@ impl Sg3Layer {
             k,
         };
         let _section = stage_time::section(Stage::Weights);
+        if let Some(shared) = &self.shared {
+            return (
+                shape,
+                PreparedConv::shared(shared, &styles, self.input_gain),
+            );
+        }
         let prepared = PreparedConv::modulated(
             shape,
             &self.weight,

@@ -69,16 +69,65 @@ struct ForwardScratch {
     maps: BufferPool,
 }
 
+/// Default memory for weights shared across samples (bytes): three of the four 512-channel
+/// layers on 36 px maps of the official SG3-T networks (29 MB each: 38 MB of transformed
+/// weights less the 9.4 MB of plain ones), which keeps SG3-T 256 within its 400 MB.
+const SHARED_WEIGHT_BUDGET: usize = 96 << 20;
+
+/// Largest map (in Winograd tiles) whose layer may share its weights: beyond it the products
+/// dwarf the per-sample weight transform and the memory buys little.
+const SHARED_WEIGHT_MAX_TILES: usize = 256;
+
+/// [`SHARED_WEIGHT_BUDGET`], or `STYLEGRAPH_SHARED_WEIGHTS_MB` (0 turns sharing off).
+fn shared_weight_budget() -> usize {
+    std::env::var("STYLEGRAPH_SHARED_WEIGHTS_MB")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .map_or(SHARED_WEIGHT_BUDGET, |mb| mb << 20)
+}
+
+/// Gives the layers on the smallest maps weights shared across samples
+/// ([`winograd::SharedWinograd`]), fewest tiles first, within `budget` bytes of extra memory.
+fn share_weights(layers: &mut [Sg3Layer], budget: usize) {
+    let mut order: Vec<usize> = (0..layers.len())
+        .filter(|&i| layers[i].can_share_weights())
+        .filter(|&i| layers[i].conv_tiles() <= SHARED_WEIGHT_MAX_TILES)
+        .collect();
+    order.sort_by_key(|&i| (layers[i].conv_tiles(), i));
+    let mut left = budget;
+    for i in order {
+        let bytes = layers[i].shared_weight_bytes();
+        if bytes <= left {
+            left -= bytes;
+            layers[i].share_weights();
+            tracing::debug!(layer = %layers[i].spec().name, mib = bytes >> 20, "shared weights");
+        }
+    }
+}
+
 impl Sg3Synthesis {
     /// Builds from `synthesis.*` tensors.
     pub fn from_tensors(map: &TensorMap, config: &Sg3Config) -> Result<Sg3Synthesis, ModelError> {
+        Self::from_tensors_sharing(map, config, shared_weight_budget())
+    }
+
+    /// [`Sg3Synthesis::from_tensors`] with `budget` bytes for weights shared across samples
+    /// instead of the default (0: every layer transforms its weights per sample). For tests
+    /// and benchmarks of both paths.
+    #[doc(hidden)]
+    pub fn from_tensors_sharing(
+        map: &TensorMap,
+        config: &Sg3Config,
+        budget: usize,
+    ) -> Result<Sg3Synthesis, ModelError> {
         let schedule = config.schedule()?;
         let input = Sg3Input::from_tensors(map, &schedule.input, config.w_dim)?;
-        let layers = schedule
+        let mut layers = schedule
             .layers
             .iter()
             .map(|spec| Sg3Layer::from_tensors(map, spec, config.w_dim))
             .collect::<Result<Vec<_>, _>>()?;
+        share_weights(&mut layers, budget);
         tracing::debug!(
             resolution = config.img_resolution,
             conv_kernel = config.conv_kernel,
@@ -97,6 +146,16 @@ impl Sg3Synthesis {
 
     pub fn config(&self) -> &Sg3Config {
         &self.config
+    }
+
+    /// Names of the layers whose weights are shared across samples.
+    #[doc(hidden)]
+    pub fn shared_weight_layers(&self) -> Vec<&str> {
+        self.layers
+            .iter()
+            .filter(|l| l.has_shared_weights())
+            .map(|l| l.spec().name.as_str())
+            .collect()
     }
 
     pub fn schedule(&self) -> &Sg3Schedule {

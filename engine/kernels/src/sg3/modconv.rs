@@ -8,8 +8,12 @@
 use rayon::prelude::*;
 
 use crate::gemm::{sgemm, MatMut, MatRef, Threads};
-use crate::sg3::winograd::{winograd_rows, Modulation, WinogradScratch, WinogradWeights, F2, F4};
+use crate::sg3::winograd::{
+    winograd_rows, ChannelScales, Modulation, SharedWinograd, WinogradScratch, WinogradWeights, F2,
+    F4,
+};
 use crate::stage_time::{self, Stage};
+use std::sync::Arc;
 
 /// Upper bound on the im2col buffer (f32 values) per GEMM call.
 const IM2COL_BUDGET: usize = 1 << 21;
@@ -131,6 +135,12 @@ pub(crate) enum PreparedConv {
     Direct(Vec<f32>),
     /// 3×3 Winograd (see `winograd.rs`).
     Winograd(WinogradWeights),
+    /// 3×3 Winograd with the layer's shared weights and this sample's channel factors.
+    Shared {
+        weights: Arc<SharedWinograd>,
+        input_scales: Vec<f32>,
+        output_scales: Vec<f32>,
+    },
 }
 
 /// Buffers a [`PreparedConv`] is built in, kept between layers and calls.
@@ -148,6 +158,7 @@ impl WeightBuffers {
         match weights {
             PreparedConv::Direct(w) => self.wmod = w,
             PreparedConv::Winograd(ww) => self.u = ww.u,
+            PreparedConv::Shared { .. } => {}
         }
     }
 }
@@ -165,6 +176,20 @@ impl PreparedConv {
             1.0,
             &mut WeightBuffers::default(),
         )
+    }
+
+    /// The per-sample factors of a layer with shared weights (see [`SharedWinograd`]): the
+    /// styles as [`style_factors`] with demodulation, and the output channels' demodulation
+    /// times `input_gain`.
+    pub fn shared(weights: &Arc<SharedWinograd>, styles: &[f32], input_gain: f32) -> PreparedConv {
+        let input_scales = style_factors(styles, true);
+        let mut output_scales = Vec::new();
+        weights.output_scales(&input_scales, input_gain, &mut output_scales);
+        PreparedConv::Shared {
+            weights: Arc::clone(weights),
+            input_scales,
+            output_scales,
+        }
     }
 
     /// The per-sample weights of a layer: `weight [cout, cin·k²]` modulated by `styles [cin]`
@@ -223,6 +248,12 @@ enum Conv3 {
 /// Algorithm for 3×3 convolutions: Winograd F(4×4, 3×3) by default (single-threaded SG3-T 256
 /// forward on the dev VM: ~3.2 s CPU against ~3.9 s for F(2×2) and ~5.5 s for im2col, same
 /// accuracy on the fixtures). `STYLEGRAPH_CONV3=im2col|f2|f4` overrides it (benchmarks).
+/// Whether 3×3 convolutions run on Winograd F(4×4) (the default), the form
+/// [`SharedWinograd`] weights are kept in.
+pub(crate) fn conv3_is_f4() -> bool {
+    conv3_algorithm() == Conv3::F4
+}
+
 fn conv3_algorithm() -> Conv3 {
     use std::sync::OnceLock;
     static ALGO: OnceLock<Conv3> = OnceLock::new();
@@ -266,6 +297,31 @@ pub(crate) fn conv_rows(
                 dst,
                 dst_channel_stride,
                 WINOGRAD_BUDGET,
+                None,
+                &mut scratch.winograd,
+            );
+            return;
+        }
+        PreparedConv::Shared {
+            weights,
+            input_scales,
+            output_scales,
+        } => {
+            let dims = (cin, cout, h, w);
+            let scales = ChannelScales {
+                input: input_scales,
+                output: output_scales,
+            };
+            winograd_rows(
+                &weights.weights,
+                dims,
+                x,
+                r0,
+                r1,
+                dst,
+                dst_channel_stride,
+                WINOGRAD_BUDGET,
+                Some(scales),
                 &mut scratch.winograd,
             );
             return;

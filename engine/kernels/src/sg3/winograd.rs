@@ -104,6 +104,67 @@ pub(crate) struct Modulation<'a> {
     pub gain: f32,
 }
 
+/// Per-channel factors of a convolution whose weights are shared across samples (see
+/// [`SharedWinograd`]): the transformed input tiles of channel `ci` are multiplied by
+/// `input[ci]`, the outputs of channel `co` by `output[co]`.
+#[derive(Clone, Copy)]
+pub(crate) struct ChannelScales<'a> {
+    pub input: &'a [f32],
+    pub output: &'a [f32],
+}
+
+/// The transformed weights of a demodulated layer without the styles, kept for every sample:
+/// a modulated convolution is `d[co] · gain · Σ_ci (W[co, ci] ∗ s[ci]·x[ci])`, so the styles
+/// can scale the input tiles and the demodulation the outputs instead of the weights, and the
+/// per-sample weight transform (the cost that dominates the layers on small maps, tens of MB
+/// written per layer and sample) goes away. The demodulation needs `Σ_k W[co, ci, k]²` per
+/// channel pair, kept in `square_sums [cout][cin]`.
+pub(crate) struct SharedWinograd {
+    pub weights: WinogradWeights,
+    pub square_sums: Vec<f32>,
+}
+
+impl SharedWinograd {
+    /// From the (pre-normalised) weights `w [cout, cin, 3, 3]`.
+    pub fn new(cout: usize, cin: usize, w: &[f32]) -> SharedWinograd {
+        let ones = vec![1.0f32; cin];
+        let plain = Modulation {
+            styles: &ones,
+            demodulate: false,
+            gain: 1.0,
+        };
+        let weights = WinogradWeights::new_in(&F4, cout, cin, w, &plain, Vec::new());
+        let square_sums = w
+            .chunks_exact(9)
+            .map(|k| k.iter().map(|&v| (v * v) as f64).sum::<f64>() as f32)
+            .collect();
+        SharedWinograd {
+            weights,
+            square_sums,
+        }
+    }
+
+    /// The output factors of one sample: `gain / sqrt(Σ_ci s[ci]²·Σ_k W[co, ci, k]² + 1e-8)`
+    /// per output channel (upstream's demodulation of `W·s`) into `out [cout]`.
+    pub fn output_scales(&self, styles: &[f32], gain: f32, out: &mut Vec<f32>) {
+        let cin = styles.len();
+        let s2: Vec<f64> = styles.iter().map(|&v| (v * v) as f64).collect();
+        out.clear();
+        out.extend(self.square_sums.chunks_exact(cin.max(1)).map(|row| {
+            let sum: f64 = row.iter().zip(&s2).map(|(&w, s)| w as f64 * s).sum();
+            gain / ((sum as f32) + 1e-8f32).sqrt()
+        }));
+    }
+}
+
+impl std::fmt::Debug for SharedWinograd {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedWinograd")
+            .field("values", &self.weights.u.len())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Per-sample transformed weights `U = G·g·Gᵀ`, stored as the A operands of
 /// [`gemm_packed`](packed_gemm::gemm_packed), one per transform position:
 /// `u[((ξ · panels + ib) · cin + ci) · MR + r]` is output channel `ib · MR + r` (zero past
@@ -501,6 +562,16 @@ struct PackedTiles<'a> {
     panels: usize,
 }
 
+/// Scales every value of `v` by `k` (nothing when `k` is 1).
+#[inline(always)]
+fn scale_in_place(v: &mut [f32], k: f32) {
+    if k != 1.0 {
+        for x in v {
+            *x *= k;
+        }
+    }
+}
+
 impl<'a> PackedTiles<'a> {
     fn new(buf: &'a mut [f32], cin: usize, tiles: usize, a2: usize) -> PackedTiles<'a> {
         let panels = tiles.div_ceil(NR);
@@ -517,7 +588,7 @@ impl<'a> PackedTiles<'a> {
     ///
     /// # Safety
     /// Only the task that owns channel `ci` may call this (or `zero_padding`) for it.
-    unsafe fn write(&self, xi: usize, ci: usize, t0: usize, vals: &[f32]) {
+    unsafe fn write(&self, xi: usize, ci: usize, t0: usize, vals: &[f32], scale: f32) {
         let mut done = 0;
         while done < vals.len() {
             let t = t0 + done;
@@ -525,7 +596,9 @@ impl<'a> PackedTiles<'a> {
             let n = (NR - col).min(vals.len() - done);
             let off = ((xi * self.panels + panel) * self.cin + ci) * NR + col;
             assert!(t + n <= self.tiles);
-            self.buf.part(off, n).copy_from_slice(&vals[done..done + n]);
+            let dst = self.buf.part(off, n);
+            dst.copy_from_slice(&vals[done..done + n]);
+            scale_in_place(dst, scale);
             done += n;
         }
     }
@@ -539,7 +612,16 @@ impl<'a> PackedTiles<'a> {
     /// # Safety
     /// As for [`PackedTiles::write`]. (Streaming needs the buffer on a 64-byte boundary; else the
     /// panel rows are plain copies.)
-    unsafe fn write_rows(&self, xi: usize, ci: usize, row: &[f32], stride: usize, tiles_x: usize) {
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn write_rows(
+        &self,
+        xi: usize,
+        ci: usize,
+        row: &[f32],
+        stride: usize,
+        tiles_x: usize,
+        scale: f32,
+    ) {
         let mut panel_vals = [0.0f32; NR];
         for panel in 0..self.panels {
             let (t0, t1) = (panel * NR, ((panel + 1) * NR).min(self.tiles));
@@ -552,6 +634,7 @@ impl<'a> PackedTiles<'a> {
                 t += run;
             }
             panel_vals[t1 - t0..].fill(0.0);
+            scale_in_place(&mut panel_vals, scale);
             let off = ((xi * self.panels + panel) * self.cin + ci) * NR;
             stream_panel(self.buf.part(off, NR), &panel_vals);
         }
@@ -614,9 +697,12 @@ pub(crate) fn winograd_rows(
     dst: &mut [f32],
     dst_channel_stride: usize,
     budget: usize,
+    scales: Option<ChannelScales<'_>>,
     scratch: &mut WinogradScratch,
 ) {
     let tile = weights.tile;
+    let in_scale = |ci: usize| scales.map_or(1.0, |s| s.input[ci]);
+    let out_scale = |co: usize| scales.map_or(1.0, |s| s.output[co]);
     let (m, a) = (tile.m, tile.alpha);
     let a2 = a * a;
     let ow = w + 2;
@@ -647,7 +733,19 @@ pub(crate) fn winograd_rows(
             .for_each_init(Vec::new, |buf, (ci, plane)| {
                 // SAFETY: this task is the only one handling channel `ci`.
                 unsafe {
-                    input_channel(tile, plane, h, w, row_lo, n_rows, tiles_x, &packed, ci, buf);
+                    input_channel(
+                        tile,
+                        plane,
+                        h,
+                        w,
+                        row_lo,
+                        n_rows,
+                        tiles_x,
+                        &packed,
+                        ci,
+                        in_scale(ci),
+                        buf,
+                    );
                 }
                 // the streaming stores are weakly ordered: complete them before the GEMM
                 // (on another thread) reads the tiles
@@ -688,6 +786,7 @@ pub(crate) fn winograd_rows(
             .for_each_init(Vec::new, |buf, (co, plane)| {
                 let rows = &mut plane[out_off..out_off + rows_here * ow];
                 output_channel(tile, mm, co, cout, tiles, ld, tiles_x, ow, rows, buf);
+                scale_in_place(rows, out_scale(co));
             });
         tr = tre;
     }
@@ -730,6 +829,7 @@ dispatch_fma!(unsafe fn input_channel(
     tiles_x: usize,
     dst: &PackedTiles,
     ci: usize,
+    scale: f32,
     buf: &mut Vec<f32>,
 ) => input_channel_impl);
 
@@ -751,6 +851,7 @@ unsafe fn input_channel_impl<const FMA: bool>(
     tiles_x: usize,
     dst: &PackedTiles,
     ci: usize,
+    scale: f32,
     buf: &mut Vec<f32>,
 ) {
     let (m, a) = (tile.m, tile.alpha);
@@ -834,7 +935,7 @@ unsafe fn input_channel_impl<const FMA: bool>(
             let offs = std::array::from_fn(|j| row0 + (j % m) * plen + j / m);
             winograd_f4_input(outs, phases_ref, offs);
             for (c, row) in hsum.chunks_exact(run).enumerate().take(a) {
-                dst.write_rows(r * a + c, ci, row, ph, tiles_x);
+                dst.write_rows(r * a + c, ci, row, ph, tiles_x, scale);
             }
             continue;
         }
@@ -850,7 +951,13 @@ unsafe fn input_channel_impl<const FMA: bool>(
             weighted_sum::<FMA, false>(hsum, &srcs[..n], &taps[..n]);
             let xi = r * a + c;
             for ty in 0..n_rows {
-                dst.write(xi, ci, ty * tiles_x, &hsum[ty * ph..ty * ph + tiles_x]);
+                dst.write(
+                    xi,
+                    ci,
+                    ty * tiles_x,
+                    &hsum[ty * ph..ty * ph + tiles_x],
+                    scale,
+                );
             }
             dst.zero_padding(xi, ci);
         }
