@@ -172,7 +172,10 @@ impl std::fmt::Debug for SharedWinograd {
 /// contiguous stretch.
 pub(crate) struct WinogradWeights {
     pub tile: &'static Tile,
+    /// The buffer; the `len` packed values start at `off`, on a 64-byte boundary.
     pub u: Vec<f32>,
+    off: usize,
+    len: usize,
 }
 
 impl WinogradWeights {
@@ -204,8 +207,11 @@ impl WinogradWeights {
         let panels = cout.div_ceil(MR);
         // grown, never shrunk (the buffer serves layers of every size; a shrink would mean
         // zeroing the regrown part at the next bigger layer)
-        crate::buffer_pool::grow(&mut u, a2 * panels * cin * MR);
-        let out = SharedBuf::new(&mut u);
+        let len = a2 * panels * cin * MR;
+        crate::buffer_pool::grow(&mut u, len + 16);
+        // 64-byte aligned, so pairs of input channels are whole cache lines (streamed)
+        let off = u.as_ptr().align_offset(64).min(16);
+        let out = SharedBuf::new(&mut u[off..off + len]);
         // The styles once per tap (`s9[ci·9 + k] = s[ci]`), so the demodulation sums run over
         // contiguous vectors.
         let s9: Vec<f32> = if modulation.demodulate {
@@ -220,7 +226,12 @@ impl WinogradWeights {
                 // SAFETY: panel `ib` of every position is written by this task only.
                 unsafe { weights_block(tile, cin, w_blk, modulation, &s9, &out, panels, ib) }
             });
-        WinogradWeights { tile, u }
+        WinogradWeights { tile, u, off, len }
+    }
+
+    /// The packed values.
+    pub fn values(&self) -> &[f32] {
+        &self.u[self.off..self.off + self.len]
     }
 }
 
@@ -481,6 +492,12 @@ mod weights_x86 {
         let gn = _mm256_set1_ps(gain);
         let gv: [[__m256; 3]; 8] =
             std::array::from_fn(|i| std::array::from_fn(|k| _mm256_set1_ps(g[i][k])));
+        // Pairs of input channels fill whole 64-byte lines of every position (the buffer is
+        // aligned and `cin` even): written as streaming stores, without first reading the
+        // lines (the layer's U is tens of MB, written once per sample).
+        let stream =
+            cin.is_multiple_of(2) && (out.part(0, MR).as_ptr() as usize).is_multiple_of(64);
+        let mut pending = [_mm256_setzero_ps(); 64];
         let mut c0 = 0;
         while c0 < cin {
             let nc = CH.min(cin - c0);
@@ -535,12 +552,27 @@ mod weights_x86 {
                         let acc = _mm256_mul_ps(gj[0], ti[0]);
                         let acc = _mm256_fmadd_ps(gj[1], ti[1], acc);
                         let u = _mm256_fmadd_ps(gj[2], ti[2], acc);
+                        if stream {
+                            if ci % 2 == 0 {
+                                pending[i * A + j] = u;
+                            } else {
+                                let off = (((i * A + j) * panels + ib) * cin + ci - 1) * MR;
+                                let dst = out.part(off, 2 * MR).as_mut_ptr();
+                                _mm256_stream_ps(dst, pending[i * A + j]);
+                                _mm256_stream_ps(dst.add(MR), u);
+                            }
+                            continue;
+                        }
                         let off = (((i * A + j) * panels + ib) * cin + ci) * MR;
                         _mm256_storeu_ps(out.part(off, MR).as_mut_ptr(), u);
                     }
                 }
             }
             c0 += nc;
+        }
+        if stream {
+            // complete the streaming stores before the products (on any thread) read them
+            crate::simd::store_fence();
         }
     }
 }
@@ -755,7 +787,7 @@ pub(crate) fn winograd_rows(
         let section = stage_time::section(Stage::Gemm);
         // M: [α²][cout][ld], one GEMM per transform position.
         let v = &scratch.v[v_off..v_off + v_len];
-        let u = &weights.u;
+        let u = weights.values();
         let v_stride = packed_gemm::b_len(cin, tiles);
         let u_stride = cout.div_ceil(MR) * cin * MR;
         scratch.m[m_off..m_off + a2 * cout * ld]
@@ -1063,8 +1095,14 @@ mod tests {
     fn portable_weight_transform_matches_dispatched() {
         // The portable instantiation (non-x86 CPUs, x86 without FMA) against the one this
         // CPU dispatches to, which the convolution tests check against the definition: 11
-        // output channels (a partial panel), 13 input channels (a partial transpose step).
-        let (cout, cin) = (11usize, 13usize);
+        // output channels (a partial panel), 13 input channels (a partial transpose step;
+        // odd, so plain stores) and 18 (even: pairs of channels as streamed whole lines).
+        for (cout, cin) in [(11usize, 13usize), (11, 18)] {
+            portable_matches_dispatched(cout, cin);
+        }
+    }
+
+    fn portable_matches_dispatched(cout: usize, cin: usize) {
         let wt: Vec<f32> = (0..cout * cin * 9)
             .map(|i| ((i * 13 % 17) as f32) * 0.05 - 0.4)
             .collect();
@@ -1078,7 +1116,7 @@ mod tests {
             let dispatched = WinogradWeights::new_in(&F4, cout, cin, &wt, &modulation, Vec::new());
             let s9: Vec<f32> = styles.iter().flat_map(|&s| [s; 9]).collect();
             let panels = cout.div_ceil(MR);
-            let mut u = vec![f32::NAN; dispatched.u.len()];
+            let mut u = vec![f32::NAN; dispatched.values().len()];
             let out = SharedBuf::new(&mut u);
             for (ib, w_blk) in wt.chunks(MR * 9 * cin).enumerate() {
                 // SAFETY: one block at a time.
@@ -1086,7 +1124,7 @@ mod tests {
                     weights_block_impl::<false>(&F4, cin, w_blk, &modulation, &s9, &out, panels, ib)
                 };
             }
-            for (i, (a, b)) in u.iter().zip(&dispatched.u).enumerate() {
+            for (i, (a, b)) in u.iter().zip(dispatched.values()).enumerate() {
                 assert!(
                     (a - b).abs() <= 1e-5 * b.abs().max(1.0),
                     "demodulate={demodulate} value {i}: {a} vs {b}"
