@@ -284,49 +284,40 @@ pub(crate) fn conv_rows(
     if r1 <= r0 {
         return;
     }
-    let wmod = match weights {
-        PreparedConv::Direct(wm) => wm.as_slice(),
-        PreparedConv::Winograd(ww) => {
-            let dims = (cin, cout, h, w);
-            winograd_rows(
-                ww,
-                dims,
-                x,
-                r0,
-                r1,
-                dst,
-                dst_channel_stride,
-                WINOGRAD_BUDGET,
-                None,
-                &mut scratch.winograd,
-            );
-            return;
-        }
+    let (winograd, scales) = match weights {
+        PreparedConv::Direct(_) => (None, None),
+        PreparedConv::Winograd(ww) => (Some(ww), None),
         PreparedConv::Shared {
             weights,
             input_scales,
             output_scales,
-        } => {
-            let dims = (cin, cout, h, w);
-            let scales = ChannelScales {
+        } => (
+            Some(&weights.weights),
+            Some(ChannelScales {
                 input: input_scales,
                 output: output_scales,
-            };
-            winograd_rows(
-                &weights.weights,
-                dims,
-                x,
-                r0,
-                r1,
-                dst,
-                dst_channel_stride,
-                WINOGRAD_BUDGET,
-                Some(scales),
-                &mut scratch.winograd,
-            );
-            return;
-        }
+            }),
+        ),
     };
+    if let Some(ww) = winograd {
+        winograd_rows(
+            ww,
+            (cin, cout, h, w),
+            x,
+            r0,
+            r1,
+            dst,
+            dst_channel_stride,
+            WINOGRAD_BUDGET,
+            scales,
+            &mut scratch.winograd,
+        );
+        return;
+    }
+    let PreparedConv::Direct(wmod) = weights else {
+        return;
+    };
+    let wmod = wmod.as_slice();
     let kdim = cin * k * k;
     let lhs = MatRef {
         data: wmod,
