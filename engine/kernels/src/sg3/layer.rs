@@ -195,7 +195,9 @@ impl Sg3Layer {
     pub(crate) fn shared_weight_bytes(&self) -> usize {
         let s = &self.spec;
         let (cin, cout) = (s.in_channels, s.out_channels);
-        let u = 36 * cout.div_ceil(8) * 8 * cin * 4;
+        let mr = crate::packed_gemm::MR;
+        // F(4×4): 36 positions, output channels padded to whole panels
+        let u = 36 * cout.div_ceil(mr) * mr * cin * 4;
         (u + cout * cin * 4).saturating_sub(self.weight.len() * 4)
     }
 

@@ -83,7 +83,7 @@ fn shared_weight_budget() -> usize {
     std::env::var("STYLEGRAPH_SHARED_WEIGHTS_MB")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
-        .map_or(SHARED_WEIGHT_BUDGET, |mb| mb << 20)
+        .map_or(SHARED_WEIGHT_BUDGET, |mb| mb.saturating_mul(1 << 20))
 }
 
 /// Gives the layers on the smallest maps weights shared across samples

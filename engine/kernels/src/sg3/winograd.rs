@@ -495,8 +495,9 @@ mod weights_x86 {
         // Pairs of input channels fill whole 64-byte lines of every position (the buffer is
         // aligned and `cin` even): written as streaming stores, without first reading the
         // lines (the layer's U is tens of MB, written once per sample).
-        let stream =
-            cin.is_multiple_of(2) && (out.part(0, MR).as_ptr() as usize).is_multiple_of(64);
+        let stream = cin > 0
+            && cin.is_multiple_of(2)
+            && (out.part(0, MR).as_ptr() as usize).is_multiple_of(64);
         let mut pending = [_mm256_setzero_ps(); 64];
         let mut c0 = 0;
         while c0 < cin {
