@@ -245,15 +245,15 @@ enum Conv3 {
     F4,
 }
 
-/// Algorithm for 3×3 convolutions: Winograd F(4×4, 3×3) by default (single-threaded SG3-T 256
-/// forward on the dev VM: ~3.2 s CPU against ~3.9 s for F(2×2) and ~5.5 s for im2col, same
-/// accuracy on the fixtures). `STYLEGRAPH_CONV3=im2col|f2|f4` overrides it (benchmarks).
 /// Whether 3×3 convolutions run on Winograd F(4×4) (the default), the form
 /// [`SharedWinograd`] weights are kept in.
 pub(crate) fn conv3_is_f4() -> bool {
     conv3_algorithm() == Conv3::F4
 }
 
+/// Algorithm for 3×3 convolutions: Winograd F(4×4, 3×3) by default (single-threaded SG3-T 256
+/// forward on the dev VM: ~3.2 s CPU against ~3.9 s for F(2×2) and ~5.5 s for im2col, same
+/// accuracy on the fixtures). `STYLEGRAPH_CONV3=im2col|f2|f4` overrides it (benchmarks).
 fn conv3_algorithm() -> Conv3 {
     use std::sync::OnceLock;
     static ALGO: OnceLock<Conv3> = OnceLock::new();
@@ -284,22 +284,7 @@ pub(crate) fn conv_rows(
     if r1 <= r0 {
         return;
     }
-    let (winograd, scales) = match weights {
-        PreparedConv::Direct(_) => (None, None),
-        PreparedConv::Winograd(ww) => (Some(ww), None),
-        PreparedConv::Shared {
-            weights,
-            input_scales,
-            output_scales,
-        } => (
-            Some(&weights.weights),
-            Some(ChannelScales {
-                input: input_scales,
-                output: output_scales,
-            }),
-        ),
-    };
-    if let Some(ww) = winograd {
+    let mut winograd = |ww: &WinogradWeights, scales: Option<ChannelScales<'_>>| {
         winograd_rows(
             ww,
             (cin, cout, h, w),
@@ -311,13 +296,23 @@ pub(crate) fn conv_rows(
             WINOGRAD_BUDGET,
             scales,
             &mut scratch.winograd,
-        );
-        return;
-    }
-    let PreparedConv::Direct(wmod) = weights else {
-        return;
+        )
     };
-    let wmod = wmod.as_slice();
+    let wmod = match weights {
+        PreparedConv::Direct(wm) => wm.as_slice(),
+        PreparedConv::Winograd(ww) => return winograd(ww, None),
+        PreparedConv::Shared {
+            weights,
+            input_scales,
+            output_scales,
+        } => {
+            let scales = ChannelScales {
+                input: input_scales,
+                output: output_scales,
+            };
+            return winograd(&weights.weights, Some(scales));
+        }
+    };
     let kdim = cin * k * k;
     let lhs = MatRef {
         data: wmod,
