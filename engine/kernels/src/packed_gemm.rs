@@ -20,9 +20,10 @@
 //!
 //! Micro-kernels: AVX-512 computes an `MR × NR` = 8 × 48 block in 24 vector accumulators (the
 //! B row is three loads, each A value one broadcast); AVX2+FMA the same block as four 4 × 24
-//! sub-blocks (12 accumulators of the 16 registers); elsewhere plain loops. The depth is
-//! processed [`KC`] values at a time so the B micro-panel a kernel streams stays in L1 while
-//! every A panel of the block passes over it (64, 256 and the whole depth measured no better).
+//! sub-blocks (12 accumulators of the 16 registers; the full sub-block in assembly); elsewhere
+//! plain loops. The depth is processed [`KC`] values at a time so the B micro-panel a kernel
+//! streams stays in L1 while every A panel of the block passes over it (64, 256 and the whole
+//! depth measured no better).
 
 /// Rows of A (output channels) per micro-panel.
 pub(crate) const MR: usize = 8;
@@ -351,11 +352,142 @@ mod x86 {
             let mut col = 0;
             while col < ymm {
                 match (ymm - col).min(3) {
+                    3 if rows == 4 => kernel256_full(t, r0, col * 8),
                     1 => kernel256::<1>(t, r0, rows, col * 8),
                     2 => kernel256::<2>(t, r0, rows, col * 8),
                     _ => kernel256::<3>(t, r0, rows, col * 8),
                 }
                 col += 3;
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + 4`, columns `c0..c0 + 24` of the block: [`kernel256`] with `V = 3` in
+    /// assembly, the sub-block nearly all of the products run. Its 12 accumulators, 3 B
+    /// vectors and one broadcast take all 16 registers, and the compiler's schedule of the
+    /// Rust loop needs a 17th: it kept one accumulator on the stack (a store and a load every
+    /// step). The prefetches are issued once per 64-byte line, by one sub-block per block:
+    /// on the Zen 1 VM a prefetch every step (so every A line twice, as the Rust kernels do)
+    /// took the in-L1 rate from 34-35 to 20-24 GFLOP/s; once per line it is 36-37 of the
+    /// 39 GFLOP/s FMA peak (the Rust loop: 32).
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn kernel256_full(t: &Block<'_>, r0: usize, c0: usize) {
+        let mut acc = [[_mm256_setzero_ps(); 3]; 4];
+        // The block's first sub-block prefetches, both streams while both last (the B part
+        // is the shorter), then A alone; steps are taken in pairs there.
+        let [pa, pb] = if c0 == 0 && r0 == 0 {
+            t.prefetch
+        } else {
+            [&[][..], &[][..]]
+        };
+        // pairs of steps that fetch one line of A (16 values) and two of B
+        let both = t.kc.min(pa.len() / MR).min(pb.len() / 16) / 2;
+        // pairs of steps that fetch one line of A
+        let a_only = (t.kc.min(pa.len() / MR) - 2 * both) / 2;
+        let rest = t.kc - 2 * both - 2 * a_only;
+        let mut ap = t.a.as_ptr().add(r0);
+        let mut bp = t.b.as_ptr().add(c0);
+        let (mut pfa, mut pfb) = (pa.as_ptr(), pb.as_ptr());
+        macro_rules! step {
+            () => {
+                concat!(
+                    "vmovups ymm12, [{b}]\n",
+                    "vmovups ymm13, [{b} + 32]\n",
+                    "vmovups ymm14, [{b} + 64]\n",
+                    "vbroadcastss ymm15, dword ptr [{a}]\n",
+                    "vfmadd231ps {c00}, ymm15, ymm12\n",
+                    "vfmadd231ps {c01}, ymm15, ymm13\n",
+                    "vfmadd231ps {c02}, ymm15, ymm14\n",
+                    "vbroadcastss ymm15, dword ptr [{a} + 4]\n",
+                    "vfmadd231ps {c10}, ymm15, ymm12\n",
+                    "vfmadd231ps {c11}, ymm15, ymm13\n",
+                    "vfmadd231ps {c12}, ymm15, ymm14\n",
+                    "vbroadcastss ymm15, dword ptr [{a} + 8]\n",
+                    "vfmadd231ps {c20}, ymm15, ymm12\n",
+                    "vfmadd231ps {c21}, ymm15, ymm13\n",
+                    "vfmadd231ps {c22}, ymm15, ymm14\n",
+                    "vbroadcastss ymm15, dword ptr [{a} + 12]\n",
+                    "vfmadd231ps {c30}, ymm15, ymm12\n",
+                    "vfmadd231ps {c31}, ymm15, ymm13\n",
+                    "vfmadd231ps {c32}, ymm15, ymm14\n",
+                    "add {a}, 32\n",
+                    "add {b}, 192\n",
+                )
+            };
+        }
+        // SAFETY: the loops read `kc` steps of A (8 values apart, 4 from `r0`) and of B (48
+        // apart, 24 from `c0`), inside the slices `Block::check` sized (`r0 <= 4`,
+        // `c0 <= 24`); the prefetched addresses stay inside their streams, and a prefetch
+        // reads nothing architecturally. Only the named registers and the flags change.
+        std::arch::asm!(
+            "test {n1}, {n1}",
+            "jz 3f",
+            ".p2align 5",
+            "2:",
+            "prefetcht0 [{pfa}]",
+            "prefetcht0 [{pfb}]",
+            "add {pfa}, 64",
+            step!(),
+            "prefetcht0 [{pfb} + 64]",
+            "add {pfb}, 128",
+            step!(),
+            "dec {n1}",
+            "jnz 2b",
+            "3:",
+            "test {n2}, {n2}",
+            "jz 5f",
+            ".p2align 5",
+            "4:",
+            "prefetcht0 [{pfa}]",
+            "add {pfa}, 64",
+            step!(),
+            step!(),
+            "dec {n2}",
+            "jnz 4b",
+            "5:",
+            "test {n3}, {n3}",
+            "jz 7f",
+            ".p2align 5",
+            "6:",
+            step!(),
+            "dec {n3}",
+            "jnz 6b",
+            "7:",
+            a = inout(reg) ap,
+            b = inout(reg) bp,
+            pfa = inout(reg) pfa,
+            pfb = inout(reg) pfb,
+            n1 = inout(reg) both => _,
+            n2 = inout(reg) a_only => _,
+            n3 = inout(reg) rest => _,
+            c00 = inout(ymm_reg) acc[0][0],
+            c01 = inout(ymm_reg) acc[0][1],
+            c02 = inout(ymm_reg) acc[0][2],
+            c10 = inout(ymm_reg) acc[1][0],
+            c11 = inout(ymm_reg) acc[1][1],
+            c12 = inout(ymm_reg) acc[1][2],
+            c20 = inout(ymm_reg) acc[2][0],
+            c21 = inout(ymm_reg) acc[2][1],
+            c22 = inout(ymm_reg) acc[2][2],
+            c30 = inout(ymm_reg) acc[3][0],
+            c31 = inout(ymm_reg) acc[3][1],
+            c32 = inout(ymm_reg) acc[3][2],
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack, readonly),
+        );
+        let _ = (ap, bp, pfa, pfb);
+        let c = t.c.as_ptr() as *mut f32;
+        for (r, acc_r) in acc.iter().enumerate() {
+            let cp = c.add((r0 + r) * t.ldc + c0);
+            for (j, &v) in acc_r.iter().enumerate() {
+                let dst = cp.add(8 * j);
+                let v = if t.accumulate {
+                    _mm256_add_ps(_mm256_loadu_ps(dst), v)
+                } else {
+                    v
+                };
+                _mm256_storeu_ps(dst, v);
             }
         }
     }
