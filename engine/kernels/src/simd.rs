@@ -516,7 +516,10 @@ mod vector {
                     5..=6 => go!($r, 6, $c),
                     7 => go!($r, 7, $c),
                     8 => go!($r, 8, $c),
-                    9..=12 => go!($r, 12, $c),
+                    // the vertical up-filter of the ×4 layers: four output rows from nine
+                    // (on the 12-source pass it multiplied three zero taps per value)
+                    9 => go!($r, 9, $c),
+                    10..=12 => go!($r, 12, $c),
                     13..=14 => go!($r, 14, $c),
                     _ => go!($r, 16, $c),
                 }
@@ -1000,7 +1003,7 @@ mod tests {
         };
         let negative_gain = LeakyClamp { gain: -0.5, ..act };
         for r in 1..=5usize {
-            for ns in [1usize, 3, 5, 7, 8, 11, 14, 16, 17, 30] {
+            for ns in [1usize, 3, 5, 7, 8, 9, 11, 14, 16, 17, 30] {
                 for n in [1usize, 15, 16, 37, 130] {
                     let offsets: Vec<usize> = (0..ns).map(|s| (s * 9 + r) % 200).collect();
                     let taps: Vec<f32> = (0..r * ns)
