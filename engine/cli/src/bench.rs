@@ -827,20 +827,28 @@ fn table(r: &BenchReport) -> String {
     let m = &r.machine;
     let _ = writeln!(
         s,
-        "machine: {}, {} logical CPUs, {} ({}), load average {}; {} threads, {} build",
+        "machine: {}, {} logical CPUs, {} ({}), load average {}; {}, {} build",
         m.cpu,
         m.logical_cpus,
         m.arch,
         r.peak.isa,
         m.load_average.map_or("?".into(), |l| format!("{l:.2}")),
-        r.settings.threads,
+        threads_phrase(r.settings.threads),
         r.settings.profile
     );
-    let _ = writeln!(
-        s,
-        "FMA peak (f32): {:.1} GFLOP/s on 1 thread, {:.1} GFLOP/s on {} threads",
-        r.peak.gflops_1t, r.peak.gflops_mt, r.peak.threads
-    );
+    let _ = if r.peak.threads == 1 {
+        writeln!(
+            s,
+            "FMA peak (f32): {:.1} GFLOP/s on 1 thread",
+            r.peak.gflops_1t
+        )
+    } else {
+        writeln!(
+            s,
+            "FMA peak (f32): {:.1} GFLOP/s on 1 thread, {:.1} GFLOP/s on {} threads",
+            r.peak.gflops_1t, r.peak.gflops_mt, r.peak.threads
+        )
+    };
     let _ = writeln!(
         s,
         "runs: {} timed after {} warm-up, batch {}\n",
@@ -918,6 +926,15 @@ fn table(r: &BenchReport) -> String {
         }
     }
     s
+}
+
+/// "1 thread" or "N threads".
+fn threads_phrase(n: usize) -> String {
+    if n == 1 {
+        "1 thread".into()
+    } else {
+        format!("{n} threads")
+    }
 }
 
 #[cfg(test)]
