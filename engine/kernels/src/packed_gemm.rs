@@ -477,25 +477,13 @@ mod x86 {
             options(nostack, readonly),
         );
         let _ = (ap, bp, pfa, pfb);
-        let c = t.c.as_ptr() as *mut f32;
-        for (r, acc_r) in acc.iter().enumerate() {
-            let cp = c.add((r0 + r) * t.ldc + c0);
-            for (j, &v) in acc_r.iter().enumerate() {
-                let dst = cp.add(8 * j);
-                let v = if t.accumulate {
-                    _mm256_add_ps(_mm256_loadu_ps(dst), v)
-                } else {
-                    v
-                };
-                _mm256_storeu_ps(dst, v);
-            }
-        }
+        store256(t, &acc, r0, 4, c0);
     }
 
     /// Rows `r0..r0 + rows` (at most 4), columns `c0..c0 + 8·V` of the block.
     #[inline(always)]
     unsafe fn kernel256<const V: usize>(t: &Block<'_>, r0: usize, rows: usize, c0: usize) {
-        let (a, b, c) = (t.a.as_ptr(), t.b.as_ptr(), t.c.as_ptr() as *mut f32);
+        let (a, b) = (t.a.as_ptr(), t.b.as_ptr());
         let mut acc = [[_mm256_setzero_ps(); V]; 4];
         let [pa, pb] = t.prefetch;
         for p in 0..t.kc {
@@ -513,6 +501,20 @@ mod x86 {
                 }
             }
         }
+        store256(t, &acc, r0, rows, c0);
+    }
+
+    /// Writes (or adds, when the block accumulates) rows `r0..r0 + rows` of a sub-block's
+    /// accumulators to columns `c0..c0 + 8·V` of C.
+    #[inline(always)]
+    unsafe fn store256<const V: usize>(
+        t: &Block<'_>,
+        acc: &[[__m256; V]; 4],
+        r0: usize,
+        rows: usize,
+        c0: usize,
+    ) {
+        let c = t.c.as_ptr() as *mut f32;
         for (r, acc_r) in acc.iter().enumerate().take(rows) {
             let cp = c.add((r0 + r) * t.ldc + c0);
             for (j, &v) in acc_r.iter().enumerate() {
