@@ -836,19 +836,21 @@ fn table(r: &BenchReport) -> String {
         threads_phrase(r.settings.threads),
         r.settings.profile
     );
-    let _ = if r.peak.threads == 1 {
-        writeln!(
-            s,
-            "FMA peak (f32): {:.1} GFLOP/s on 1 thread",
-            r.peak.gflops_1t
-        )
+    // with one thread in the pool the all-threads figure is the one-thread one again
+    let all_threads = if r.peak.threads == 1 {
+        String::new()
     } else {
-        writeln!(
-            s,
-            "FMA peak (f32): {:.1} GFLOP/s on 1 thread, {:.1} GFLOP/s on {} threads",
-            r.peak.gflops_1t, r.peak.gflops_mt, r.peak.threads
+        format!(
+            ", {:.1} GFLOP/s on {}",
+            r.peak.gflops_mt,
+            threads_phrase(r.peak.threads)
         )
     };
+    let _ = writeln!(
+        s,
+        "FMA peak (f32): {:.1} GFLOP/s on 1 thread{all_threads}",
+        r.peak.gflops_1t
+    );
     let _ = writeln!(
         s,
         "runs: {} timed after {} warm-up, batch {}\n",
@@ -972,6 +974,12 @@ mod tests {
             sg3_layer_macs(l0),
             n * n * (l0.in_channels * l0.out_channels * 9) as f64
         );
+    }
+
+    #[test]
+    fn thread_counts_read_as_words() {
+        assert_eq!(threads_phrase(1), "1 thread");
+        assert_eq!(threads_phrase(2), "2 threads");
     }
 
     #[test]
