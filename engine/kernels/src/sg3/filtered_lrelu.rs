@@ -67,7 +67,10 @@ impl AxisPlan {
         let u = up as i64;
         let n_tmp = (n_out.max(1) - 1) * down + down_taps;
         let mut phases = Vec::with_capacity(up);
-        let (mut dmin, mut dmax) = (0i64, 0i64);
+        // The exact range of shifts the phases use: the shared-load passes read one source per
+        // shift, so a range widened to include 0 (the crops of the ×4 and last layers have
+        // only negative shifts) would multiply whole sources by zero taps.
+        let (mut dmin, mut dmax) = (i64::MAX, i64::MIN);
         for r in 0..u {
             // a = lo − r − d·U must lie in [0, T)
             let d_lo = ceil_div(pad_lo - r - t + 1, u);
@@ -83,6 +86,10 @@ impl AxisPlan {
             }
             phases.push(taps);
         }
+        if dmin > dmax {
+            // no taps at all (an empty filter): one zero shift
+            (dmin, dmax) = (0, 0);
+        }
         let shifts = (dmax - dmin + 1) as usize;
         let mut shared_taps = vec![0.0f32; up * shifts];
         for (r, taps) in phases.iter().enumerate() {
@@ -92,7 +99,8 @@ impl AxisPlan {
         }
         let q_max = n_tmp.div_ceil(up) as i64;
         let margin_lo = dmax.max(0) as usize;
-        let padded_len = (margin_lo as i64 + (q_max - dmin).max(n_in as i64)).max(0) as usize + 1;
+        let padded_len =
+            (margin_lo as i64 + (q_max - dmin.min(0)).max(n_in as i64)).max(0) as usize + 1;
         AxisPlan {
             n_in,
             up,
@@ -691,6 +699,40 @@ fn radial_band_impl<const FMA: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_shifts_are_exactly_those_the_phases_use() {
+        // Every shift of the shared-load passes is one source row read per output, so a shift
+        // no phase has a tap for is wasted work: the range must be exactly the phases'.
+        // Includes SG3's geometries: ×2 with 12 taps (pad 9, and the last layers' crop -11)
+        // and ×4 with 24 taps (pad -6), which have 6, 6 and 7 shifts.
+        for &(up, t, lo, want) in &[
+            (2usize, 12usize, 9i64, Some(6usize)),
+            (2, 12, -11, Some(6)),
+            (4, 24, -6, Some(7)),
+            (4, 24, 3, None),
+            (3, 7, -20, None),
+            (2, 4, 40, None),
+            (1, 1, 0, Some(1)),
+        ] {
+            let f: Vec<f32> = (0..t).map(|i| 1.0 + i as f32).collect();
+            let plan = AxisPlan::new(16, up, Some(&f), lo, 2, 12, 8);
+            let ds: Vec<i64> = plan.phases.iter().flatten().map(|&(d, _)| d).collect();
+            let (lo_d, hi_d) = (*ds.iter().min().unwrap(), *ds.iter().max().unwrap());
+            assert_eq!(plan.shift_lo, lo_d, "up {up} pad {lo}");
+            assert_eq!(plan.shifts as i64, hi_d - lo_d + 1, "up {up} pad {lo}");
+            if let Some(n) = want {
+                assert_eq!(plan.shifts, n, "up {up} taps {t} pad {lo}");
+            }
+            // every shift carries a tap of some phase
+            for k in 0..plan.shifts {
+                assert!(
+                    (0..up).any(|r| plan.shared_taps[r * plan.shifts + k] != 0.0),
+                    "up {up} pad {lo}: shift {k} unused"
+                );
+            }
+        }
+    }
 
     #[test]
     fn separable_band_matches_reference_definition() {
