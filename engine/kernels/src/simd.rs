@@ -516,10 +516,7 @@ mod vector {
                     5..=6 => go!($r, 6, $c),
                     7 => go!($r, 7, $c),
                     8 => go!($r, 8, $c),
-                    // the vertical up-filter of the ×4 layers: four output rows from nine
-                    // (on the 12-source pass it multiplied three zero taps per value)
-                    9 => go!($r, 9, $c),
-                    10..=12 => go!($r, 12, $c),
+                    9..=12 => go!($r, 12, $c),
                     13..=14 => go!($r, 14, $c),
                     _ => go!($r, 16, $c),
                 }
