@@ -298,7 +298,7 @@ fn calibrate(map: &mut TensorMap, cfg: &Sg3Config, image_std: f32) -> Result<(),
     let input = Sg3Input::from_tensors(map, &sched.input, cfg.w_dim)?;
     let wd = cfg.w_dim;
     let mut x = vec![0.0f32; sched.input.channels * sched.input.size * sched.input.size];
-    input.forward_one(&ws[..wd], None, &mut x);
+    input.forward_one(&ws[..wd], None, &mut x, &mut Vec::new());
     let mut scratch = LayerScratch::default();
     for (i, spec) in sched.layers.iter().enumerate() {
         let ms = x.iter().map(|&v| (v as f64) * (v as f64)).sum::<f64>() / x.len().max(1) as f64;

@@ -208,6 +208,38 @@ pub(crate) struct BandScratch {
     rows_down: Vec<f32>,
 }
 
+impl BandScratch {
+    const fn new() -> BandScratch {
+        BandScratch {
+            ring: Vec::new(),
+            vrows: Vec::new(),
+            yphases: Vec::new(),
+            padded: Vec::new(),
+            phase: Vec::new(),
+            rows_up: Vec::new(),
+            tmp_row: Vec::new(),
+            down_phases: Vec::new(),
+            rows_down: Vec::new(),
+        }
+    }
+}
+
+thread_local! {
+    /// Each worker thread's band buffers, kept from band to band and layer to layer: a
+    /// scratch per rayon job (`for_each_init`) was 160-320 fresh sets per SG3-T 256 image,
+    /// hundreds of KB each for the large maps, paid again in allocation and page faults.
+    /// (What a thread keeps is its largest band's rows, under 1 MB for the official
+    /// networks; `release_memory` of a network does not free it.)
+    static BAND_SCRATCH: std::cell::RefCell<BandScratch> =
+        const { std::cell::RefCell::new(BandScratch::new()) };
+}
+
+/// Runs `f` with this thread's [`BandScratch`]. `f` must not start parallel work (a job stolen
+/// meanwhile would find the scratch borrowed).
+pub(crate) fn with_band_scratch<T>(f: impl FnOnce(&mut BandScratch) -> T) -> T {
+    BAND_SCRATCH.with_borrow_mut(f)
+}
+
 impl Resampler {
     /// Tmp rows `[lo, hi)` needed for output rows `[oy0, oy1)`.
     pub fn tmp_rows(&self, oy0: usize, oy1: usize) -> (usize, usize) {

@@ -88,11 +88,14 @@ impl Sg3Input {
 
     /// One sample: w `[w_dim]` -> features `[C, size, size]` written to `out`.
     /// `transform` replaces the stored transform buffer (rounded to f32 like the buffer).
+    /// `feat` is working memory for the Fourier features (as large as `out`), which the caller
+    /// may keep between calls.
     pub(crate) fn forward_one(
         &self,
         w: &[f32],
         transform: Option<&[[f64; 3]; 3]>,
         out: &mut [f32],
+        feat: &mut Vec<f32>,
     ) {
         let c = self.spec.channels;
         let size = self.spec.size;
@@ -129,7 +132,8 @@ impl Sg3Input {
             .map(|j| ((j as f64 + 0.5 - size as f64 / 2.0) / s) as f32)
             .collect();
         let hw = size * size;
-        let mut feat = vec![0.0f32; c * hw];
+        // every value is written below
+        let feat = crate::buffer_pool::grow(feat, c * hw);
         for (i, plane) in feat.chunks_exact_mut(hw).enumerate() {
             for (y, row) in plane.chunks_exact_mut(size).enumerate() {
                 let gy = coord[y];
@@ -154,7 +158,7 @@ impl Sg3Input {
                 row_stride: c,
             },
             MatRef {
-                data: &feat,
+                data: feat,
                 rows: c,
                 cols: hw,
                 row_stride: hw,

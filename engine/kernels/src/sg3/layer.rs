@@ -7,7 +7,7 @@ use crate::fc::{Activation, FullyConnected, SQRT2_F32};
 use crate::filter_design::sg3_lowpass_filter;
 use crate::model::{Control, ModelError};
 use crate::sg3::config::LayerSpec;
-use crate::sg3::filtered_lrelu::{Act, AxisPlan, BandScratch, DownTaps, Resampler};
+use crate::sg3::filtered_lrelu::{with_band_scratch, Act, AxisPlan, DownTaps, Resampler};
 use crate::sg3::modconv::{
     conv3_is_f4, conv_rows, prenormalize_weight, ConvScratch, ConvShape, PreparedConv,
     WeightBuffers,
@@ -386,17 +386,19 @@ impl Sg3Layer {
             out.par_chunks_mut(ho * wo)
                 .zip(&self.bias)
                 .enumerate()
-                .for_each_init(BandScratch::default, |scratch, (c, (out_plane, &b))| {
+                .for_each(|(c, (out_plane, &b))| {
                     let src = &conv_ref[c * plane..c * plane + rows * conv_w];
-                    rs.channel_band(
-                        src,
-                        have_lo,
-                        b,
-                        oy0,
-                        oy1,
-                        &mut out_plane[oy0 * wo..oy1 * wo],
-                        scratch,
-                    );
+                    with_band_scratch(|scratch| {
+                        rs.channel_band(
+                            src,
+                            have_lo,
+                            b,
+                            oy0,
+                            oy1,
+                            &mut out_plane[oy0 * wo..oy1 * wo],
+                            scratch,
+                        )
+                    });
                 });
             progress((bi + 1) as f64 / bands.len() as f64);
         }
@@ -435,8 +437,8 @@ impl Sg3Layer {
         out.par_chunks_mut(s.out_size * s.out_size)
             .zip(conv.par_chunks(conv_plane))
             .zip(&self.bias)
-            .for_each_init(BandScratch::default, |scratch, ((o, c), &b)| {
-                rs.channel_band(c, 0, b, 0, s.out_size, o, scratch);
+            .for_each(|((o, c), &b)| {
+                with_band_scratch(|scratch| rs.channel_band(c, 0, b, 0, s.out_size, o, scratch));
             });
     }
 }

@@ -67,6 +67,8 @@ impl std::fmt::Debug for Sg3Synthesis {
 struct ForwardScratch {
     layer: LayerScratch,
     maps: BufferPool,
+    /// The input layer's Fourier features.
+    input_features: Vec<f32>,
 }
 
 /// Default memory for weights shared across samples (bytes): three of the four 512-channel
@@ -224,8 +226,12 @@ impl Sg3Synthesis {
         let mut f = Features::zeros(n, spec.channels, spec.size, spec.size);
         let len = spec.channels * spec.size * spec.size;
         for (i, dst) in f.data.chunks_exact_mut(len.max(1)).enumerate().take(n) {
-            self.input
-                .forward_one(self.w_row(ws, i, 0), transform.as_ref(), dst);
+            self.input.forward_one(
+                self.w_row(ws, i, 0),
+                transform.as_ref(),
+                dst,
+                &mut Vec::new(),
+            );
         }
         Ok(f)
     }
@@ -326,9 +332,16 @@ impl Sg3Synthesis {
                 }
                 let one_ws =
                     &ws[s * self.num_ws() * self.w_dim()..(s + 1) * self.num_ws() * self.w_dim()];
-                let mut x = self.input_forward(one_ws, 1, transform)?.data;
                 // the map is `x[..x_len]` (pool buffers may be longer)
-                let mut x_len = x.len();
+                let input = self.input.spec();
+                let mut x_len = input.channels * input.size * input.size;
+                let mut x = scratch.maps.take_at_least(x_len);
+                self.input.forward_one(
+                    self.w_row(one_ws, 0, 0),
+                    transform.as_ref(),
+                    &mut x[..x_len],
+                    &mut scratch.input_features,
+                );
                 for (i, (layer, cost)) in self.layers.iter().zip(&costs).enumerate() {
                     let spec = layer.spec();
                     let out_len = spec.out_channels * spec.out_size * spec.out_size;

@@ -763,9 +763,9 @@ pub(crate) fn winograd_rows(
         x.par_chunks(h * w)
             .take(cin)
             .enumerate()
-            .for_each_init(Vec::new, |buf, (ci, plane)| {
+            .for_each(|(ci, plane)| {
                 // SAFETY: this task is the only one handling channel `ci`.
-                unsafe {
+                with_row_buffer(|buf| unsafe {
                     input_channel(
                         tile,
                         plane,
@@ -778,8 +778,8 @@ pub(crate) fn winograd_rows(
                         ci,
                         in_scale(ci),
                         buf,
-                    );
-                }
+                    )
+                });
                 // the streaming stores are weakly ordered: complete them before the GEMM
                 // (on another thread) reads the tiles
                 store_fence();
@@ -816,13 +816,26 @@ pub(crate) fn winograd_rows(
         dst.par_chunks_mut(dst_channel_stride)
             .take(cout)
             .enumerate()
-            .for_each_init(Vec::new, |buf, (co, plane)| {
+            .for_each(|(co, plane)| {
                 let rows = &mut plane[out_off..out_off + rows_here * ow];
-                output_channel(tile, mm, co, cout, tiles, ld, tiles_x, ow, rows, buf);
+                with_row_buffer(|buf| {
+                    output_channel(tile, mm, co, cout, tiles, ld, tiles_x, ow, rows, buf)
+                });
                 scale_in_place(rows, out_scale(co));
             });
         tr = tre;
     }
+}
+
+thread_local! {
+    /// Each worker thread's buffer for the row passes of the transforms, kept between
+    /// chunks and layers (one per rayon job would be a fresh allocation every time).
+    static ROW_BUFFER: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's transform buffer; `f` must not start parallel work.
+fn with_row_buffer<T>(f: impl FnOnce(&mut Vec<f32>) -> T) -> T {
+    ROW_BUFFER.with_borrow_mut(f)
 }
 
 /// Nonzero entries of one matrix row as (column, value), and how many there are.
