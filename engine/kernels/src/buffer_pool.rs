@@ -11,7 +11,7 @@ impl BufferPool {
     /// A buffer of `len` values (contents unspecified: the caller overwrites every value). The
     /// smallest spare one that is big enough, else the biggest one, grown.
     pub fn take(&mut self, len: usize) -> Vec<f32> {
-        let mut buf = self.pick(len);
+        let mut buf = self.pick(len, Vec::capacity);
         buf.resize(len, 0.0);
         buf
     }
@@ -20,26 +20,27 @@ impl BufferPool {
     /// [`BufferPool::take`] it never shrinks a buffer, so buffers that serve maps of varying
     /// size are zero-filled only when they outgrow their largest use, not each time a map is
     /// bigger than the one before (in SG3 that was tens of MB of zeroing per image).
+    ///
+    /// It picks by length, not capacity: the length is what has been written (so its pages
+    /// are resident), while a capacity left by `Vec`'s doubling may not be. Picking a buffer of
+    /// enough capacity but less length would fault in pages that a buffer already that long
+    /// has (in SG3-T 1024 that was 116 MiB more peak memory).
     pub fn take_at_least(&mut self, len: usize) -> Vec<f32> {
-        let mut buf = self.pick(len);
+        let mut buf = self.pick(len, Vec::len);
         grow(&mut buf, len);
         buf
     }
 
-    /// The smallest spare buffer that holds `len` values, else the biggest one, else a new one.
-    fn pick(&mut self, len: usize) -> Vec<f32> {
+    /// The smallest spare buffer by `size` that holds `len` values, else the biggest one, else
+    /// a new one.
+    fn pick(&mut self, len: usize, size: fn(&Vec<f32>) -> usize) -> Vec<f32> {
         let pick = self
             .spare
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.capacity() >= len)
-            .min_by_key(|(_, b)| b.capacity())
-            .or_else(|| {
-                self.spare
-                    .iter()
-                    .enumerate()
-                    .max_by_key(|(_, b)| b.capacity())
-            })
+            .filter(|(_, b)| size(b) >= len)
+            .min_by_key(|(_, b)| size(b))
+            .or_else(|| self.spare.iter().enumerate().max_by_key(|(_, b)| size(b)))
             .map(|(i, _)| i);
         match pick {
             Some(i) => self.spare.swap_remove(i),
@@ -123,6 +124,23 @@ mod tests {
         assert_eq!(pool.spare[0].capacity(), 10);
         pool.put(Vec::new());
         assert_eq!(pool.spare.len(), 1, "empty buffers are not kept");
+    }
+
+    #[test]
+    fn take_at_least_picks_by_written_length() {
+        // A buffer with spare capacity but a short written part must not be preferred to one
+        // already written far enough: growing it would fault in fresh pages.
+        let mut pool = BufferPool::default();
+        let mut roomy = Vec::with_capacity(300);
+        roomy.resize(60, 1.0f32);
+        pool.put(roomy);
+        pool.put(vec![2.0f32; 400]);
+        let a = pool.take_at_least(150);
+        assert_eq!((a.len(), a[0]), (400, 2.0));
+        // none long enough: the longest is grown
+        pool.put(vec![3.0f32; 100]);
+        let b = pool.take_at_least(500);
+        assert_eq!((b.len(), b[0]), (500, 3.0));
     }
 
     #[test]
