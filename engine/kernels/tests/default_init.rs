@@ -1,9 +1,12 @@
 //! The built-in seeded SG3 generator: official structure, determinism, and pictures that are
 //! not grey and differ between seeds.
 
+mod common;
+
+use common::SmallSg3;
 use stylegraph_kernels::default_init::{default_sg3, sg3_state_dict, InitTuning};
-use stylegraph_kernels::sg3::{Sg3Config, Sg3Kind, Sg3Synthesis};
-use stylegraph_kernels::{MappingNetwork, NoControl};
+use stylegraph_kernels::sg3::{Sg3Config, Sg3Kind};
+use stylegraph_kernels::NoControl;
 
 const BUFFERS: [&str; 8] = [
     ".transform",
@@ -142,20 +145,9 @@ fn forward_reuses_scratch_without_carrying_state_between_calls() {
     // with other latents, a batch, and the layer-by-layer path must all give the same image for
     // the same latent as a fresh network does.
     for kind in [Sg3Kind::T, Sg3Kind::R] {
-        let cfg = Sg3Config {
-            img_resolution: 64,
-            channel_base: 2048.0,
-            channel_max: 64.0,
-            ..Sg3Config::official(kind, 64)
-        };
-        let map = sg3_state_dict(&cfg, 3, &InitTuning::official()).unwrap();
-        let syn = Sg3Synthesis::from_tensors(&map, &cfg).unwrap();
-        let mapping = MappingNetwork::from_tensors(&map, &cfg.mapping_config()).unwrap();
-        let ws_of = |seed| {
-            let z = stylegraph_rng::z_from_seed(seed, cfg.z_dim);
-            mapping.map(&z, None, 1, 1.0, None).unwrap()
-        };
-        let (wa, wb) = (ws_of(1), ws_of(2));
+        let net = SmallSg3::new(kind, 3);
+        let syn = &net.synthesis;
+        let (wa, wb) = (net.ws(1), net.ws(2));
         let fresh = syn.clone().forward(&wa, 1, None, &NoControl).unwrap();
         let a1 = syn.forward(&wa, 1, None, &NoControl).unwrap();
         let b = syn.forward(&wb, 1, None, &NoControl).unwrap();

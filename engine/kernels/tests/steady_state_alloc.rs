@@ -12,10 +12,12 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
-use stylegraph_kernels::default_init::{sg3_state_dict, InitTuning};
+mod common;
+
+use common::SmallSg3;
 use stylegraph_kernels::sg2::{default_init, Sg2Config, Sg2Synthesis};
-use stylegraph_kernels::sg3::{Sg3Config, Sg3Kind, Sg3Synthesis};
-use stylegraph_kernels::{MappingNetwork, NoControl, NoiseMode};
+use stylegraph_kernels::sg3::Sg3Kind;
+use stylegraph_kernels::{NoControl, NoiseMode};
 
 /// Bytes requested by allocations (growth only, for `realloc`) since the start.
 static REQUESTED: AtomicUsize = AtomicUsize::new(0);
@@ -55,32 +57,28 @@ fn requested_by<T>(f: impl FnOnce() -> T) -> (T, usize) {
 /// Allowance beyond the result for the thread pool's job queues and the like.
 const SLACK: usize = 64 * 1024;
 
+/// Runs `forward` twice (the first call grows the kept buffers, the second settles them),
+/// then checks what a third allocates.
+fn check_steady_state(name: &str, forward: impl Fn(u32) -> Vec<f32>) {
+    forward(1);
+    forward(2);
+    let (image, bytes) = requested_by(|| forward(1));
+    assert!(
+        bytes <= 4 * image.len() + SLACK,
+        "{name}: a steady-state forward allocated {bytes} bytes (image {} bytes)",
+        4 * image.len()
+    );
+}
+
 #[test]
 fn steady_state_forwards_allocate_only_their_results() {
     for kind in [Sg3Kind::T, Sg3Kind::R] {
-        let cfg = Sg3Config {
-            img_resolution: 64,
-            channel_base: 2048.0,
-            channel_max: 64.0,
-            ..Sg3Config::official(kind, 64)
-        };
-        let map = sg3_state_dict(&cfg, 3, &InitTuning::official()).unwrap();
-        let syn = Sg3Synthesis::from_tensors(&map, &cfg).unwrap();
-        let mapping = MappingNetwork::from_tensors(&map, &cfg.mapping_config()).unwrap();
-        let ws = |seed| {
-            let z = stylegraph_rng::z_from_seed(seed, cfg.z_dim);
-            mapping.map(&z, None, 1, 1.0, None).unwrap()
-        };
-        let (w1, w2) = (ws(1), ws(2));
-        // the first call grows the kept buffers; a second with other latents settles them
-        syn.forward(&w1, 1, None, &NoControl).unwrap();
-        syn.forward(&w2, 1, None, &NoControl).unwrap();
-        let (image, bytes) = requested_by(|| syn.forward(&w1, 1, None, &NoControl).unwrap());
-        assert!(
-            bytes <= 4 * image.len() + SLACK,
-            "SG3-{kind:?} 64 px: a steady-state forward allocated {bytes} bytes (image {} bytes)",
-            4 * image.len()
-        );
+        let net = SmallSg3::new(kind, 3);
+        let ws = [net.ws(1), net.ws(2)];
+        check_steady_state(&format!("SG3-{kind:?} 64 px"), |seed| {
+            let w = &ws[seed as usize - 1];
+            net.synthesis.forward(w, 1, None, &NoControl).unwrap()
+        });
     }
 
     let cfg = Sg2Config {
@@ -91,16 +89,14 @@ fn steady_state_forwards_allocate_only_their_results() {
     };
     let map = default_init(&cfg, 5).unwrap();
     let syn = Sg2Synthesis::from_tensors(&map, &cfg).unwrap();
-    let ws: Vec<f32> = (0..syn.num_ws() * syn.w_dim())
-        .map(|i| ((i * 37) % 11) as f32 / 5.0 - 1.0)
-        .collect();
-    let noise = NoiseMode::Const;
-    syn.forward(&ws, 1, noise, &NoControl).unwrap();
-    syn.forward(&ws, 1, noise, &NoControl).unwrap();
-    let (image, bytes) = requested_by(|| syn.forward(&ws, 1, noise, &NoControl).unwrap());
-    assert!(
-        bytes <= 4 * image.len() + SLACK,
-        "SG2 32 px: a steady-state forward allocated {bytes} bytes (image {} bytes)",
-        4 * image.len()
-    );
+    let ws = |seed: u32| -> Vec<f32> {
+        (0..syn.num_ws() * syn.w_dim())
+            .map(|i| ((i * 37 + seed as usize) % 11) as f32 / 5.0 - 1.0)
+            .collect()
+    };
+    let ws = [ws(1), ws(2)];
+    check_steady_state("SG2 32 px", |seed| {
+        let w = &ws[seed as usize - 1];
+        syn.forward(w, 1, NoiseMode::Const, &NoControl).unwrap()
+    });
 }

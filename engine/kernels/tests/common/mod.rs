@@ -73,3 +73,36 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// A small seeded SG3 network of the official structure (64 px, at most 64 channels) and its
+/// mapping network, for tests of the synthesis' call behaviour.
+pub struct SmallSg3 {
+    pub synthesis: stylegraph_kernels::sg3::Sg3Synthesis,
+    mapping: stylegraph_kernels::MappingNetwork,
+    z_dim: usize,
+}
+
+impl SmallSg3 {
+    pub fn new(kind: stylegraph_kernels::sg3::Sg3Kind, seed: u32) -> SmallSg3 {
+        use stylegraph_kernels::default_init::{sg3_state_dict, InitTuning};
+        let cfg = stylegraph_kernels::sg3::Sg3Config {
+            img_resolution: 64,
+            channel_base: 2048.0,
+            channel_max: 64.0,
+            ..stylegraph_kernels::sg3::Sg3Config::official(kind, 64)
+        };
+        let map = sg3_state_dict(&cfg, seed, &InitTuning::official()).unwrap();
+        SmallSg3 {
+            synthesis: stylegraph_kernels::sg3::Sg3Synthesis::from_tensors(&map, &cfg).unwrap(),
+            mapping: stylegraph_kernels::MappingNetwork::from_tensors(&map, &cfg.mapping_config())
+                .unwrap(),
+            z_dim: cfg.z_dim,
+        }
+    }
+
+    /// The ws `[1, num_ws, w_dim]` of the latent of `seed`.
+    pub fn ws(&self, seed: u32) -> Vec<f32> {
+        let z = stylegraph_rng::z_from_seed(seed, self.z_dim);
+        self.mapping.map(&z, None, 1, 1.0, None).unwrap()
+    }
+}
