@@ -34,6 +34,7 @@ pub mod sg3;
 pub(crate) mod simd;
 pub mod stage_time;
 pub mod tensor_map;
+pub(crate) mod worker_scratch;
 
 pub use generator::{image_to_u8, Architecture, Generator, Synthesis, SynthesisOptions};
 pub use mapping::{MappingConfig, MappingNetwork};

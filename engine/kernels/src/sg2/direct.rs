@@ -11,6 +11,7 @@
 use rayon::prelude::*;
 
 use super::ops::{Epilogue, Tap};
+use crate::worker_scratch::WorkerScratch;
 
 /// Output channels per micro-kernel call.
 pub(crate) const OB: usize = 4;
@@ -54,9 +55,11 @@ impl Isa {
 }
 
 thread_local! {
-    /// Each worker thread's band buffer, kept between calls.
-    static BAND: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static BAND_LOCAL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// Each worker thread's band buffer, kept between calls.
+pub(crate) static BAND: WorkerScratch<Vec<f32>> = WorkerScratch::new(&BAND_LOCAL);
 
 /// Band buffer budget in floats (1 MB: a band stays in L2 or at least the last-level cache).
 const BAND_FLOATS: usize = 256 * 1024;
@@ -214,14 +217,8 @@ pub(crate) fn conv_direct(
         offs: &offs,
     };
     (0..nbands).into_par_iter().for_each(|b| {
-        BAND.with(|cell| {
-            // Not re-entered (the task body never waits on other rayon tasks), but stay safe.
-            let mut own = Vec::new();
-            let mut guard = cell.try_borrow_mut();
-            let band: &mut Vec<f32> = match guard.as_mut() {
-                Ok(g) => g,
-                Err(_) => &mut own,
-            };
+        // The task body never waits on other rayon tasks, so the buffer is never re-entered.
+        BAND.with(|band| {
             // SAFETY: the CPU supports `isa` (asserted above); the band geometry was computed
             // for its strip width.
             unsafe {

@@ -32,7 +32,7 @@
 //! with the batch.
 
 mod config;
-mod direct;
+pub(crate) mod direct;
 mod gemm_f32;
 mod init;
 mod ops;
@@ -436,6 +436,7 @@ impl Sg2Synthesis {
         ctl: &dyn Control,
     ) -> Result<Vec<f32>, ModelError> {
         self.check_ws(ws, n)?;
+        crate::worker_scratch::prepare_workers();
         let per_sample_ws = self.num_ws * self.w_dim;
         let img_len = self.img_channels * self.resolution * self.resolution;
         let total: f64 = self.blocks.iter().map(Block::macs).sum::<f64>() * n as f64;
@@ -514,6 +515,7 @@ impl Sg2Synthesis {
         tap: &mut dyn FnMut(&str, &Features),
     ) -> Result<(Features, Features), ModelError> {
         self.check_ws(ws, n)?;
+        crate::worker_scratch::prepare_workers();
         let block = self.blocks.get(block_index).ok_or_else(|| {
             ModelError::Input(format!(
                 "block index {block_index} out of range (the network has {} blocks)",

@@ -12,6 +12,7 @@
 //! Memory per worker is a few rows of the upsampled width.
 
 use crate::simd::{deinterleave, dispatch_fma, interleave, weighted_sum, MAX_TAPS};
+use crate::worker_scratch::{Buffers, WorkerScratch};
 
 /// Geometry of one axis.
 #[derive(Clone, Debug)]
@@ -230,14 +231,49 @@ thread_local! {
     /// hundreds of KB each for the large maps, paid again in allocation and page faults.
     /// (What a thread keeps is its largest band's rows, under 1 MB for the official
     /// networks; `release_memory` of a network does not free it.)
-    static BAND_SCRATCH: std::cell::RefCell<BandScratch> =
+    static BAND_SCRATCH_LOCAL: std::cell::RefCell<BandScratch> =
         const { std::cell::RefCell::new(BandScratch::new()) };
 }
 
-/// Runs `f` with this thread's [`BandScratch`]. `f` must not start parallel work (a job stolen
-/// meanwhile would find the scratch borrowed).
+/// The band buffers of every worker, grown alike before each forward.
+pub(crate) static BAND_SCRATCH: WorkerScratch<BandScratch> =
+    WorkerScratch::new(&BAND_SCRATCH_LOCAL);
+
+/// Runs `f` with this thread's [`BandScratch`]. `f` must not start parallel work.
 pub(crate) fn with_band_scratch<T>(f: impl FnOnce(&mut BandScratch) -> T) -> T {
-    BAND_SCRATCH.with_borrow_mut(f)
+    BAND_SCRATCH.with(f)
+}
+
+impl Buffers for BandScratch {
+    fn each(&mut self, f: &mut dyn FnMut(usize, &mut Vec<f32>)) {
+        let BandScratch {
+            ring,
+            vrows,
+            yphases,
+            padded,
+            phase,
+            rows_up,
+            tmp_row,
+            down_phases,
+            rows_down,
+        } = self;
+        for (i, v) in [
+            ring,
+            vrows,
+            yphases,
+            padded,
+            phase,
+            rows_up,
+            tmp_row,
+            down_phases,
+            rows_down,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            f(i, v);
+        }
+    }
 }
 
 impl Resampler {

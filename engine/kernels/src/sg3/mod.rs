@@ -11,11 +11,11 @@
 //! exactly the images of per-seed generation.
 
 pub mod config;
-mod filtered_lrelu;
+pub(crate) mod filtered_lrelu;
 pub mod input;
 pub mod layer;
 mod modconv;
-mod winograd;
+pub(crate) mod winograd;
 
 use crate::buffer_pool::{BufferPool, ScratchCache};
 pub use config::{InputSpec, LayerSpec, Sg3Config, Sg3Kind, Sg3Schedule};
@@ -255,6 +255,7 @@ impl Sg3Synthesis {
         ctl: &dyn Control,
         progress: &mut dyn FnMut(f64),
     ) -> Result<Features, ModelError> {
+        crate::worker_scratch::prepare_workers();
         let layer = self.layers.get(i).ok_or_else(|| {
             ModelError::Input(format!(
                 "layer index {i} is out of range (0..{})",
@@ -318,6 +319,7 @@ impl Sg3Synthesis {
         ctl: &dyn Control,
     ) -> Result<Vec<f32>, ModelError> {
         self.check_ws(ws, n)?;
+        crate::worker_scratch::prepare_workers();
         let res = self.img_resolution();
         let img_len = self.img_channels() * res * res;
         let mut image = Vec::with_capacity(n * img_len);

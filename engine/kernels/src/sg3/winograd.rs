@@ -18,6 +18,7 @@ use crate::simd::{
     winograd_f4_input, winograd_f4_output,
 };
 use crate::stage_time::{self, Stage};
+use crate::worker_scratch::WorkerScratch;
 
 /// The transform matrices of one tile size.
 pub(crate) struct Tile {
@@ -830,12 +831,15 @@ pub(crate) fn winograd_rows(
 thread_local! {
     /// Each worker thread's buffer for the row passes of the transforms, kept between
     /// chunks and layers (one per rayon job would be a fresh allocation every time).
-    static ROW_BUFFER: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static ROW_BUFFER_LOCAL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// The transform buffers of every worker, grown alike before each forward.
+pub(crate) static ROW_BUFFER: WorkerScratch<Vec<f32>> = WorkerScratch::new(&ROW_BUFFER_LOCAL);
 
 /// Runs `f` with this thread's transform buffer; `f` must not start parallel work.
 fn with_row_buffer<T>(f: impl FnOnce(&mut Vec<f32>) -> T) -> T {
-    ROW_BUFFER.with_borrow_mut(f)
+    ROW_BUFFER.with(f)
 }
 
 /// Nonzero entries of one matrix row as (column, value), and how many there are.
