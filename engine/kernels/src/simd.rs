@@ -35,7 +35,8 @@ pub(crate) fn has_fma() -> bool {
     }
 }
 
-/// Whether the AVX-512 instantiation can run on this CPU.
+/// Whether the AVX-512 instantiation can run on this CPU (AVX-512 F, VL and DQ, which every
+/// AVX-512 CPU since Skylake-SP has, plus FMA).
 #[inline]
 pub(crate) fn has_avx512() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -45,6 +46,7 @@ pub(crate) fn has_avx512() -> bool {
         *HAS.get_or_init(|| {
             std::arch::is_x86_feature_detected!("avx512f")
                 && std::arch::is_x86_feature_detected!("avx512vl")
+                && std::arch::is_x86_feature_detected!("avx512dq")
                 && has_fma()
         })
     }
@@ -722,9 +724,11 @@ mod vector {
             unsafe fn act(v: __m512, a: &LeakyClamp) -> __m512 {
                 let neg = _mm512_cmp_ps_mask::<_CMP_LT_OQ>(v, _mm512_setzero_ps());
                 let v = _mm512_mask_mul_ps(v, neg, v, _mm512_set1_ps(a.slope));
-                // (v max −c) min c, as f32::clamp for every non-NaN v
-                let v = _mm512_max_ps(v, _mm512_set1_ps(-a.clamp));
-                _mm512_min_ps(v, _mm512_set1_ps(a.clamp))
+                // One `vrangeps` for the clamp: of v and c (c ≥ 0) the one with the smaller
+                // magnitude (imm bits 1:0 = 10) with v's sign (bits 3:2 = 00), which is
+                // f32::clamp(v, −c, c) for every non-NaN v, ±0 included. Max-then-min took two
+                // operations on the ports the FMAs use.
+                _mm512_range_ps::<0b0010>(v, _mm512_set1_ps(a.clamp))
             }
         }
 
@@ -787,8 +791,8 @@ mod vector {
         }
 
         /// # Safety
-        /// The CPU must have AVX-512F; `p` as built by `weighted_sums`.
-        #[target_feature(enable = "avx512f,avx2,fma")]
+        /// The CPU must have AVX-512F and DQ; `p` as built by `weighted_sums`.
+        #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
         pub(crate) unsafe fn sums_avx512(p: &SumPtrs, taps: &[f32], act: LeakyClamp) {
             dispatch::<Avx512>(p, taps, act)
         }
@@ -1028,6 +1032,54 @@ mod tests {
                             // nothing written past the output
                             assert!(b[n..].iter().all(|v| v.is_nan()));
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_sums_nonlinearity_matches_on_special_values() {
+        // The vector paths clamp differently from `f32::clamp` (AVX-512: one `vrangeps`);
+        // one source with tap 1 passes each finite value through unchanged to the
+        // nonlinearity. (Not infinities: the passes pad missing sources with zero taps, and
+        // 0·∞ is NaN, which no path promises to keep.)
+        let act = LeakyClamp {
+            slope: 0.2,
+            gain: 1.0,
+            clamp: 2.0,
+        };
+        let specials = [
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.0,
+            2.0,
+            -2.0,
+            9.9,
+            -9.9,
+            -10.0,
+            -10.5,
+            f32::MIN_POSITIVE,
+            -f32::MIN_POSITIVE,
+            f32::MAX,
+            f32::MIN,
+        ];
+        // lengths that take the full steps, single vectors and the masked tail
+        let base: Vec<f32> = specials.iter().cycle().take(3 * 64 + 21).copied().collect();
+        for n in [5usize, 16, 64, base.len()] {
+            for r in [1usize, 2, 4] {
+                let taps = vec![1.0f32; r];
+                let mut bufs = vec![vec![7.0f32; n]; r];
+                let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+                weighted_sums(&mut outs, &base, &[0], &taps, Some(act));
+                for b in &bufs {
+                    for (i, (&got, &x)) in b.iter().zip(&base).enumerate() {
+                        let e = act.apply(x);
+                        assert!(
+                            got.to_bits() == e.to_bits(),
+                            "n={n} r={r} i={i}: act({x}) = {got}, expected {e}"
+                        );
                     }
                 }
             }
