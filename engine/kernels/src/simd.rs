@@ -264,6 +264,7 @@ pub(crate) fn weighted_sums(
         srcs: [base[offsets[0]..].as_ptr(); SHARED_MAX_SRCS],
         s: ns,
         n,
+        zipped: None,
     };
     for (d, o) in ptrs.outs.iter_mut().zip(outs.iter_mut()) {
         *d = o.as_mut_ptr();
@@ -287,6 +288,63 @@ pub(crate) fn weighted_sums(
         }
     }
     vector::sums_portable(&ptrs, taps, act);
+}
+
+/// Two weighted sums of the same sources, stored interleaved: `dst[2i + j] = Σ_s taps[j·S +
+/// s] · base[offsets[s] + i]` for `2i + j < dst.len()`. The same sums as [`weighted_sums`]
+/// with two outputs (bit for bit) followed by [`interleave`], without the two phase rows in
+/// between: the interleaving is two permutes per pair of vectors before the stores, instead of
+/// a store, a reload and a scalar-indexed pass over the whole row.
+///
+/// # Panics
+/// If `offsets` is empty or longer than [`SHARED_MAX_SRCS`], a window of
+/// `dst.len().div_ceil(2)` values runs past `base`, or `taps` is shorter than `2 · S`.
+pub(crate) fn weighted_sums_zip2(dst: &mut [f32], base: &[f32], offsets: &[usize], taps: &[f32]) {
+    let ns = offsets.len();
+    let n = dst.len().div_ceil(2);
+    if n == 0 {
+        return;
+    }
+    assert!(
+        (1..=SHARED_MAX_SRCS).contains(&ns)
+            && taps.len() >= 2 * ns
+            && offsets
+                .iter()
+                .all(|&o| o.checked_add(n).is_some_and(|end| end <= base.len())),
+        "weighted_sums_zip2: sources, taps or source windows out of range"
+    );
+    let mut ptrs = SumPtrs {
+        outs: [
+            dst.as_mut_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        ],
+        r: 2,
+        srcs: [base[offsets[0]..].as_ptr(); SHARED_MAX_SRCS],
+        s: ns,
+        n,
+        zipped: Some(dst.len()),
+    };
+    for (d, &o) in ptrs.srcs.iter_mut().zip(offsets) {
+        // in bounds: checked above
+        *d = base[o..].as_ptr();
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if has_avx512() {
+            // SAFETY: the CPU has the features; `ptrs` addresses `n` values of every source
+            // and `dst.len()` values of the one output (checked above).
+            unsafe { vector::sums_avx512(&ptrs, taps, NO_ACT) };
+            return;
+        }
+        if has_fma() {
+            // SAFETY: as above.
+            unsafe { vector::sums_avx2(&ptrs, taps, NO_ACT) };
+            return;
+        }
+    }
+    vector::sums_portable(&ptrs, taps, NO_ACT);
 }
 
 /// The F(4×4, 3×3) Winograd input transform `t = Bᵀ·d` along one axis, on whole rows:
@@ -377,6 +435,9 @@ struct SumPtrs {
     srcs: [*const f32; SHARED_MAX_SRCS],
     s: usize,
     n: usize,
+    /// `Some(len)`: two outputs stored interleaved into `outs[0]` (`len` values: output `j`'s
+    /// value `i` at `2i + j`), see [`weighted_sums_zip2`].
+    zipped: Option<usize>,
 }
 
 mod vector {
@@ -389,10 +450,12 @@ mod vector {
         const N: usize;
         unsafe fn load(p: *const f32) -> Self::V;
         unsafe fn store(p: *mut f32, v: Self::V);
-        /// The first `n < N` lanes from `p` (others zero); nothing past them is read.
+        /// The first `n ≤ N` lanes from `p` (others zero); nothing past them is read.
         unsafe fn load_n(p: *const f32, n: usize) -> Self::V;
-        /// Stores the first `n < N` lanes; nothing past them is written.
+        /// Stores the first `n ≤ N` lanes; nothing past them is written.
         unsafe fn store_n(p: *mut f32, v: Self::V, n: usize);
+        /// The lanes of `a` and `b` alternated (`a0 b0 a1 b1 …`): the first `N`, the next `N`.
+        unsafe fn zip(a: Self::V, b: Self::V) -> (Self::V, Self::V);
         unsafe fn splat(x: f32) -> Self::V;
         unsafe fn mul(a: Self::V, b: Self::V) -> Self::V;
         unsafe fn add(a: Self::V, b: Self::V) -> Self::V;
@@ -404,11 +467,19 @@ mod vector {
     }
 
     /// The pass for `R` outputs and `S` sources (missing sources get zero taps on a repeat of
-    /// source 0); `C` vectors per output per step, so `R·C` chains are in flight.
+    /// source 0); `C` vectors per output per step, so `R·C` chains are in flight. `Z` (with
+    /// `R = 2`): the two outputs go interleaved into `outs[0]` (`p.zipped` values).
     // Register blocks indexed by (output, column): index loops are the clear form here.
     #[allow(clippy::needless_range_loop)]
     #[inline(always)]
-    unsafe fn pass<L: Lanes, const ACT: bool, const R: usize, const S: usize, const C: usize>(
+    unsafe fn pass<
+        L: Lanes,
+        const ACT: bool,
+        const Z: bool,
+        const R: usize,
+        const S: usize,
+        const C: usize,
+    >(
         p: &SumPtrs,
         taps: &[f32],
         act: &LeakyClamp,
@@ -431,9 +502,13 @@ mod vector {
             }
         }
         let n = p.n;
+        // Zipped: whole vectors while both outputs' values are all kept (an odd length drops
+        // the second output's last value), then the partial vector.
+        let zlen = p.zipped.unwrap_or(0);
+        let whole = if Z { zlen / 2 } else { n };
         let step = L::N * C;
         let mut i = 0;
-        while i + step <= n {
+        while i + step <= whole {
             // C vector columns advance together: R·C independent chains per source, each
             // source vector loaded once for the R outputs.
             let mut acc: [[L::V; C]; R] = [[L::splat(0.0); C]; R];
@@ -451,15 +526,24 @@ mod vector {
                     }
                 }
             }
-            for (j, acc_j) in acc.iter().enumerate() {
-                for (c, &v) in acc_j.iter().enumerate() {
-                    let v = if ACT { L::act(v, act) } else { v };
-                    L::store(p.outs[j].add(i + c * L::N), v);
+            if Z {
+                for c in 0..C {
+                    let (lo, hi) = L::zip(acc[0][c], acc[1][c]);
+                    let d = p.outs[0].add(2 * (i + c * L::N));
+                    L::store(d, lo);
+                    L::store(d.add(L::N), hi);
+                }
+            } else {
+                for (j, acc_j) in acc.iter().enumerate() {
+                    for (c, &v) in acc_j.iter().enumerate() {
+                        let v = if ACT { L::act(v, act) } else { v };
+                        L::store(p.outs[j].add(i + c * L::N), v);
+                    }
                 }
             }
             i += step;
         }
-        while i + L::N <= n {
+        while i + L::N <= whole {
             let mut acc: [L::V; R] = [L::splat(0.0); R];
             let v = L::load(src[0].add(i));
             for j in 0..R {
@@ -471,9 +555,15 @@ mod vector {
                     acc[j] = L::fma(w[j][s], v, acc[j]);
                 }
             }
-            for (j, &v) in acc.iter().enumerate() {
-                let v = if ACT { L::act(v, act) } else { v };
-                L::store(p.outs[j].add(i), v);
+            if Z {
+                let (lo, hi) = L::zip(acc[0], acc[1]);
+                L::store(p.outs[0].add(2 * i), lo);
+                L::store(p.outs[0].add(2 * i + L::N), hi);
+            } else {
+                for (j, &v) in acc.iter().enumerate() {
+                    let v = if ACT { L::act(v, act) } else { v };
+                    L::store(p.outs[j].add(i), v);
+                }
             }
             i += L::N;
         }
@@ -491,9 +581,19 @@ mod vector {
                     acc[j] = L::fma(w[j][s], v, acc[j]);
                 }
             }
-            for (j, &v) in acc.iter().enumerate() {
-                let v = if ACT { L::act(v, act) } else { v };
-                L::store_n(p.outs[j].add(i), v, k);
+            if Z {
+                // 2k − 1 or 2k values left (k ≤ N: an odd length can leave a whole vector)
+                let left = zlen - 2 * i;
+                let (lo, hi) = L::zip(acc[0], acc[1]);
+                L::store_n(p.outs[0].add(2 * i), lo, left.min(L::N));
+                if left > L::N {
+                    L::store_n(p.outs[0].add(2 * i + L::N), hi, left - L::N);
+                }
+            } else {
+                for (j, &v) in acc.iter().enumerate() {
+                    let v = if ACT { L::act(v, act) } else { v };
+                    L::store_n(p.outs[j].add(i), v, k);
+                }
             }
         }
     }
@@ -505,30 +605,39 @@ mod vector {
         macro_rules! go {
             ($r:literal, $s:literal, $c:literal) => {
                 if with_act {
-                    pass::<L, true, $r, $s, $c>(p, taps, &act)
+                    pass::<L, true, false, $r, $s, $c>(p, taps, &act)
                 } else {
-                    pass::<L, false, $r, $s, $c>(p, taps, &act)
+                    pass::<L, false, false, $r, $s, $c>(p, taps, &act)
                 }
             };
         }
+        macro_rules! go_zip {
+            ($r:literal, $s:literal, $c:literal) => {
+                pass::<L, false, true, 2, $s, 4>(p, taps, &act)
+            };
+        }
         macro_rules! by_srcs {
-            ($r:literal, $c:literal) => {
+            ($go:ident, $r:literal, $c:literal) => {
                 match p.s {
-                    0..=4 => go!($r, 4, $c),
-                    5..=6 => go!($r, 6, $c),
-                    7 => go!($r, 7, $c),
-                    8 => go!($r, 8, $c),
-                    9..=12 => go!($r, 12, $c),
-                    13..=14 => go!($r, 14, $c),
-                    _ => go!($r, 16, $c),
+                    0..=4 => $go!($r, 4, $c),
+                    5..=6 => $go!($r, 6, $c),
+                    7 => $go!($r, 7, $c),
+                    8 => $go!($r, 8, $c),
+                    9..=12 => $go!($r, 12, $c),
+                    13..=14 => $go!($r, 14, $c),
+                    _ => $go!($r, 16, $c),
                 }
             };
         }
         const _: () = assert!(SHARED_MAX_SRCS == 16);
+        if p.zipped.is_some() {
+            // (`weighted_sums_zip2`: two outputs, no nonlinearity)
+            return by_srcs!(go_zip, 2, 4);
+        }
         match p.r {
-            1 => by_srcs!(1, 4),
-            2 => by_srcs!(2, 4),
-            _ => by_srcs!(4, 2),
+            1 => by_srcs!(go, 1, 4),
+            2 => by_srcs!(go, 2, 4),
+            _ => by_srcs!(go, 4, 2),
         }
     }
 
@@ -542,11 +651,22 @@ mod vector {
         unsafe fn store(p: *mut f32, v: f32) {
             *p = v
         }
-        // One lane: a partial vector is empty.
-        unsafe fn load_n(_p: *const f32, _n: usize) -> f32 {
-            0.0
+        // One lane: a partial vector is empty or the whole one.
+        unsafe fn load_n(p: *const f32, n: usize) -> f32 {
+            if n > 0 {
+                *p
+            } else {
+                0.0
+            }
         }
-        unsafe fn store_n(_p: *mut f32, _v: f32, _n: usize) {}
+        unsafe fn store_n(p: *mut f32, v: f32, n: usize) {
+            if n > 0 {
+                *p = v
+            }
+        }
+        unsafe fn zip(a: f32, b: f32) -> (f32, f32) {
+            (a, b)
+        }
         unsafe fn splat(x: f32) -> f32 {
             x
         }
@@ -701,6 +821,17 @@ mod vector {
                 _mm512_mask_storeu_ps(p, ((1u32 << n) - 1) as __mmask16, v)
             }
             #[inline(always)]
+            unsafe fn zip(a: __m512, b: __m512) -> (__m512, __m512) {
+                // index k < 16 picks a[k], 16 + k picks b[k]
+                let lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                let hi =
+                    _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+                (
+                    _mm512_permutex2var_ps(a, lo, b),
+                    _mm512_permutex2var_ps(a, hi, b),
+                )
+            }
+            #[inline(always)]
             unsafe fn splat(x: f32) -> __m512 {
                 _mm512_set1_ps(x)
             }
@@ -760,6 +891,16 @@ mod vector {
             #[inline(always)]
             unsafe fn store_n(p: *mut f32, v: __m256, n: usize) {
                 _mm256_maskstore_ps(p, lanes_below(n), v)
+            }
+            #[inline(always)]
+            unsafe fn zip(a: __m256, b: __m256) -> (__m256, __m256) {
+                // per 128-bit half: a0 b0 a1 b1 | a4 b4 a5 b5 and a2 b2 a3 b3 | a6 b6 a7 b7
+                let l = _mm256_unpacklo_ps(a, b);
+                let h = _mm256_unpackhi_ps(a, b);
+                (
+                    _mm256_permute2f128_ps::<0x20>(l, h),
+                    _mm256_permute2f128_ps::<0x31>(l, h),
+                )
             }
             #[inline(always)]
             unsafe fn splat(x: f32) -> __m256 {
@@ -1035,6 +1176,110 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn zipped_sums_equal_two_outputs_then_interleave() {
+        // Each vector path (and the portable one) against itself: the zipped pass must store
+        // exactly the two outputs' values, interleaved, and nothing past `dst.len()`. Lengths
+        // cover whole steps, single vectors, partial vectors and odd lengths (the second
+        // output's last value dropped, which can leave a whole vector of the first).
+        let base: Vec<f32> = (0..400)
+            .map(|i| ((i * 37 % 29) as f32 - 14.0) / 8.0)
+            .collect();
+        type Run = unsafe fn(&SumPtrs, &[f32], LeakyClamp);
+        let mut runs: Vec<(&str, Run)> =
+            vec![("portable", |p, t, a| vector::sums_portable(p, t, a))];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if has_fma() {
+                runs.push(("avx2", vector::sums_avx2));
+            }
+            if has_avx512() {
+                runs.push(("avx512", vector::sums_avx512));
+            }
+        }
+        for (name, run) in runs {
+            for ns in [1usize, 5, 7, 12, 14, 16] {
+                for len in [
+                    1usize, 2, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 277,
+                ] {
+                    let n = len.div_ceil(2);
+                    let offsets: Vec<usize> = (0..ns).map(|s| (s * 11 + 3) % 100).collect();
+                    let taps: Vec<f32> = (0..2 * ns)
+                        .map(|i| ((i * 13 % 17) as f32 - 8.0) / 16.0)
+                        .collect();
+                    // sources past `ns` repeat the first, as `weighted_sums` builds them
+                    let mut srcs = [base[offsets[0]..].as_ptr(); SHARED_MAX_SRCS];
+                    for (d, &o) in srcs.iter_mut().zip(&offsets) {
+                        *d = base[o..].as_ptr();
+                    }
+                    // two outputs, then `interleave`
+                    let mut phases = vec![0.0f32; 2 * n];
+                    let (a, b) = phases.split_at_mut(n);
+                    let p = SumPtrs {
+                        outs: [
+                            a.as_mut_ptr(),
+                            b.as_mut_ptr(),
+                            std::ptr::null_mut(),
+                            std::ptr::null_mut(),
+                        ],
+                        r: 2,
+                        srcs,
+                        s: ns,
+                        n,
+                        zipped: None,
+                    };
+                    // SAFETY: the CPU has what `run` needs (checked above); every pointer
+                    // addresses `n` values (`offsets` < 100, `base` 400 long).
+                    unsafe { run(&p, &taps, NO_ACT) };
+                    let mut want = vec![0.0f32; len];
+                    interleave(&mut want, &phases, 2, n);
+                    let mut got = vec![f32::NAN; len + 40];
+                    let p = SumPtrs {
+                        outs: [
+                            got.as_mut_ptr(),
+                            std::ptr::null_mut(),
+                            std::ptr::null_mut(),
+                            std::ptr::null_mut(),
+                        ],
+                        r: 2,
+                        srcs,
+                        s: ns,
+                        n,
+                        zipped: Some(len),
+                    };
+                    // SAFETY: as above; `got` holds `len` values and more.
+                    unsafe { run(&p, &taps, NO_ACT) };
+                    for (i, (&g, &w)) in got.iter().zip(&want).enumerate() {
+                        assert_eq!(g.to_bits(), w.to_bits(), "{name} ns={ns} len={len} [{i}]");
+                    }
+                    assert!(
+                        got[len..].iter().all(|v| v.is_nan()),
+                        "{name} ns={ns} len={len}: wrote past the end"
+                    );
+                }
+            }
+        }
+        // the public entry point, on this CPU's best path
+        let offsets = [0usize, 1, 2, 3, 4, 5, 6];
+        let taps: Vec<f32> = (0..14).map(|i| 0.1 * i as f32 - 0.6).collect();
+        for len in [0usize, 1, 37, 100] {
+            let n = len.div_ceil(2);
+            let mut phases = vec![0.0f32; 2 * n];
+            let (a, b) = phases.split_at_mut(n);
+            weighted_sums(&mut [a, b], &base, &offsets, &taps, None);
+            let mut want = vec![0.0f32; len];
+            interleave(&mut want, &phases, 2, n);
+            let mut got = vec![f32::NAN; len];
+            weighted_sums_zip2(&mut got, &base, &offsets, &taps);
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(g, w)| g.to_bits() == w.to_bits()),
+                "len {len}"
+            );
         }
     }
 

@@ -366,7 +366,7 @@ fn separable_band_impl<const FMA: bool>(
     out: &mut [f32],
     scratch: &mut BandScratch,
 ) {
-    use crate::simd::{weighted_sums, LeakyClamp, SHARED_MAX_SRCS};
+    use crate::simd::{weighted_sums, weighted_sums_zip2, LeakyClamp, SHARED_MAX_SRCS};
     let (ax, ay) = (&rs.x, &rs.y);
     let (w_in, w_out) = (ax.n_in, ax.n_out);
     let (ux, uy, dn) = (ax.up, ay.up, ay.down);
@@ -449,8 +449,9 @@ fn separable_band_impl<const FMA: bool>(
     // The horizontal down filter, set up once for the band. When D divides U (k = U / D),
     // output column k·m + e reads tmp columns U·m + D·e + b, that is up phase (D·e + b) mod U
     // at position m + (D·e + b) div U: the k output phases e are k outputs of one shared-load
-    // pass over the up phases, interleaved afterwards (for U = D, k = 1, the output row
-    // itself). Otherwise the row is reordered into its down phases first.
+    // pass over the up phases, interleaved as they are stored for k = 2, afterwards for k = 4
+    // (for U = D, k = 1, the output row itself). Otherwise the row is reordered into its down
+    // phases first.
     let kx = if ux % dn == 0 { ux / dn } else { 0 };
     let hs = if kx > 0 { dn * (kx - 1) + td } else { td };
     let by_phases =
@@ -539,6 +540,12 @@ fn separable_band_impl<const FMA: bool>(
             if by_phases && kx == 1 {
                 let x = &vrows[j * row_len..];
                 weighted_sums(&mut [dst], x, &hoffs[..hs], g, None);
+                continue;
+            }
+            if by_phases && kx == 2 {
+                // the two output phases straight into the row, interleaved
+                let x = &vrows[j * row_len..];
+                weighted_sums_zip2(dst, x, &hoffs[..hs], &htaps[..kx * hs]);
                 continue;
             }
             if by_phases {
