@@ -273,21 +273,31 @@ pub(crate) fn weighted_sums(
         // in bounds: checked above
         *d = base[o..].as_ptr();
     }
+    // SAFETY: `ptrs` addresses `n` values of every output and source (checked above),
+    // outputs distinct `&mut` slices.
+    unsafe { run_sums(&ptrs, taps, act) };
+}
+
+/// Runs the sums of `ptrs` on the best path this CPU has.
+///
+/// # Safety
+/// Every pointer of `ptrs` must address the values the pass reads or writes (`n` of each
+/// source and output, `zipped` of a zipped output), outputs not overlapping anything else.
+unsafe fn run_sums(ptrs: &SumPtrs, taps: &[f32], act: LeakyClamp) {
     #[cfg(target_arch = "x86_64")]
     {
         if has_avx512() {
-            // SAFETY: the CPU has the features; `ptrs` addresses `n` values of every output
-            // and source (checked above), outputs distinct `&mut` slices.
-            unsafe { vector::sums_avx512(&ptrs, taps, act) };
+            // SAFETY: the CPU has the features; the pointers as the caller promises.
+            unsafe { vector::sums_avx512(ptrs, taps, act) };
             return;
         }
         if has_fma() {
             // SAFETY: as above.
-            unsafe { vector::sums_avx2(&ptrs, taps, act) };
+            unsafe { vector::sums_avx2(ptrs, taps, act) };
             return;
         }
     }
-    vector::sums_portable(&ptrs, taps, act);
+    vector::sums_portable(ptrs, taps, act);
 }
 
 /// Two weighted sums of the same sources, stored interleaved: `dst[2i + j] = Σ_s taps[j·S +
@@ -330,21 +340,9 @@ pub(crate) fn weighted_sums_zip2(dst: &mut [f32], base: &[f32], offsets: &[usize
         // in bounds: checked above
         *d = base[o..].as_ptr();
     }
-    #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512() {
-            // SAFETY: the CPU has the features; `ptrs` addresses `n` values of every source
-            // and `dst.len()` values of the one output (checked above).
-            unsafe { vector::sums_avx512(&ptrs, taps, NO_ACT) };
-            return;
-        }
-        if has_fma() {
-            // SAFETY: as above.
-            unsafe { vector::sums_avx2(&ptrs, taps, NO_ACT) };
-            return;
-        }
-    }
-    vector::sums_portable(&ptrs, taps, NO_ACT);
+    // SAFETY: `ptrs` addresses `n` values of every source and `dst.len()` values of the one
+    // output (checked above).
+    unsafe { run_sums(&ptrs, taps, NO_ACT) };
 }
 
 /// The F(4×4, 3×3) Winograd input transform `t = Bᵀ·d` along one axis, on whole rows:
