@@ -469,7 +469,10 @@ fn separable_band_impl<const FMA: bool>(
             for e in 0..kx {
                 htaps[e * hs + dn * e..e * hs + dn * e + td].copy_from_slice(g);
             }
-            yphases.resize(kx * pstride, 0.0);
+            if kx > 2 {
+                // (k = 2 stores its phases interleaved, without them)
+                yphases.resize(kx * pstride, 0.0);
+            }
         }
     }
     // The down phases of one row when they are not the up phases: `yphases[p · py + j]` is
