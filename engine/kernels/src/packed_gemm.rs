@@ -279,6 +279,81 @@ mod x86 {
     use super::{Block, MR, NR};
     use std::arch::x86_64::*;
 
+    /// The loops of the assembly kernels around their `step` macro (one depth step: reads at
+    /// `{a}` and `{b}` and advances them): `{n1}` pairs of steps that prefetch one line at
+    /// `{pfa}` and two at `{pfb}`, then `{n2}` pairs that prefetch one line at `{pfa}`, then
+    /// `{n3}` single steps without prefetches.
+    macro_rules! paired_step_loops {
+        ($step:ident) => {
+            concat!(
+                "test {n1}, {n1}\n",
+                "jz 3f\n",
+                ".p2align 5\n",
+                "2:\n",
+                "prefetcht0 [{pfa}]\n",
+                "prefetcht0 [{pfb}]\n",
+                "add {pfa}, 64\n",
+                $step!(),
+                "prefetcht0 [{pfb} + 64]\n",
+                "add {pfb}, 128\n",
+                $step!(),
+                "dec {n1}\n",
+                "jnz 2b\n",
+                "3:\n",
+                "test {n2}, {n2}\n",
+                "jz 5f\n",
+                ".p2align 5\n",
+                "4:\n",
+                "prefetcht0 [{pfa}]\n",
+                "add {pfa}, 64\n",
+                $step!(),
+                $step!(),
+                "dec {n2}\n",
+                "jnz 4b\n",
+                "5:\n",
+                "test {n3}, {n3}\n",
+                "jz 7f\n",
+                ".p2align 5\n",
+                "6:\n",
+                $step!(),
+                "dec {n3}\n",
+                "jnz 6b\n",
+                "7:\n",
+            )
+        };
+    }
+
+    /// `asm!` of [`paired_step_loops`] with its pointer and count operands bound to the
+    /// caller's variables; the caller adds its accumulator and scratch registers.
+    macro_rules! paired_step_asm {
+        (
+            $step:ident, $a:ident, $b:ident, $pfa:ident, $pfb:ident,
+            $n1:ident, $n2:ident, $n3:ident; $($regs:tt)*
+        ) => {
+            std::arch::asm!(
+                paired_step_loops!($step),
+                a = inout(reg) $a,
+                b = inout(reg) $b,
+                pfa = inout(reg) $pfa,
+                pfb = inout(reg) $pfb,
+                n1 = inout(reg) $n1 => _,
+                n2 = inout(reg) $n2 => _,
+                n3 = inout(reg) $n3 => _,
+                $($regs)*
+            )
+        };
+    }
+
+    /// How [`paired_step_loops`] splits `kc` steps when the prefetch streams hold `pa` and
+    /// `pb` values: pairs of steps that fetch one line of A (16 values) and two of B, pairs
+    /// that fetch one line of A, then single steps.
+    #[inline(always)]
+    fn loop_counts(kc: usize, pa: usize, pb: usize) -> (usize, usize, usize) {
+        let both = kc.min(pa / MR).min(pb / 16) / 2;
+        let a_only = (kc.min(pa / MR) - 2 * both) / 2;
+        (both, a_only, kc - 2 * both - 2 * a_only)
+    }
+
     /// Prefetches the cache line of `s[i]` into L1 (nothing when `i` is past the end).
     #[inline(always)]
     fn prefetch(s: &[f32], i: usize) {
@@ -312,11 +387,7 @@ mod x86 {
     unsafe fn kernel512_full(t: &Block<'_>) {
         let mut acc = [[_mm512_setzero_ps(); 3]; MR];
         let [pa, pb] = t.prefetch;
-        // pairs of steps that fetch one line of A and two of B
-        let both = t.kc.min(pa.len() / MR).min(pb.len() / 16) / 2;
-        // pairs of steps that fetch one line of A
-        let a_only = (t.kc.min(pa.len() / MR) - 2 * both) / 2;
-        let rest = t.kc - 2 * both - 2 * a_only;
+        let (both, a_only, rest) = loop_counts(t.kc, pa.len(), pb.len());
         let (mut ap, mut bp) = (t.a.as_ptr(), t.b.as_ptr());
         let (mut pfa, mut pfb) = (pa.as_ptr(), pb.as_ptr());
         macro_rules! step {
@@ -367,47 +438,8 @@ mod x86 {
         // the slices `Block::check` sized; the prefetched addresses stay inside their streams
         // (counted above), and a prefetch reads nothing architecturally. Only the named
         // registers and the flags change.
-        std::arch::asm!(
-            "test {n1}, {n1}",
-            "jz 3f",
-            ".p2align 5",
-            "2:",
-            "prefetcht0 [{pfa}]",
-            "prefetcht0 [{pfb}]",
-            "add {pfa}, 64",
-            step!(),
-            "prefetcht0 [{pfb} + 64]",
-            "add {pfb}, 128",
-            step!(),
-            "dec {n1}",
-            "jnz 2b",
-            "3:",
-            "test {n2}, {n2}",
-            "jz 5f",
-            ".p2align 5",
-            "4:",
-            "prefetcht0 [{pfa}]",
-            "add {pfa}, 64",
-            step!(),
-            step!(),
-            "dec {n2}",
-            "jnz 4b",
-            "5:",
-            "test {n3}, {n3}",
-            "jz 7f",
-            ".p2align 5",
-            "6:",
-            step!(),
-            "dec {n3}",
-            "jnz 6b",
-            "7:",
-            a = inout(reg) ap,
-            b = inout(reg) bp,
-            pfa = inout(reg) pfa,
-            pfb = inout(reg) pfb,
-            n1 = inout(reg) both => _,
-            n2 = inout(reg) a_only => _,
-            n3 = inout(reg) rest => _,
+        paired_step_asm!(
+            step, ap, bp, pfa, pfb, both, a_only, rest;
             inout("zmm0") a0[0],
             inout("zmm1") a0[1],
             inout("zmm2") a0[2],
@@ -529,11 +561,7 @@ mod x86 {
         } else {
             [&[][..], &[][..]]
         };
-        // pairs of steps that fetch one line of A (16 values) and two of B
-        let both = t.kc.min(pa.len() / MR).min(pb.len() / 16) / 2;
-        // pairs of steps that fetch one line of A
-        let a_only = (t.kc.min(pa.len() / MR) - 2 * both) / 2;
-        let rest = t.kc - 2 * both - 2 * a_only;
+        let (both, a_only, rest) = loop_counts(t.kc, pa.len(), pb.len());
         let mut ap = t.a.as_ptr().add(r0);
         let mut bp = t.b.as_ptr().add(c0);
         let (mut pfa, mut pfb) = (pa.as_ptr(), pb.as_ptr());
@@ -568,47 +596,8 @@ mod x86 {
         // apart, 24 from `c0`), inside the slices `Block::check` sized (`r0 <= 4`,
         // `c0 <= 24`); the prefetched addresses stay inside their streams, and a prefetch
         // reads nothing architecturally. Only the named registers and the flags change.
-        std::arch::asm!(
-            "test {n1}, {n1}",
-            "jz 3f",
-            ".p2align 5",
-            "2:",
-            "prefetcht0 [{pfa}]",
-            "prefetcht0 [{pfb}]",
-            "add {pfa}, 64",
-            step!(),
-            "prefetcht0 [{pfb} + 64]",
-            "add {pfb}, 128",
-            step!(),
-            "dec {n1}",
-            "jnz 2b",
-            "3:",
-            "test {n2}, {n2}",
-            "jz 5f",
-            ".p2align 5",
-            "4:",
-            "prefetcht0 [{pfa}]",
-            "add {pfa}, 64",
-            step!(),
-            step!(),
-            "dec {n2}",
-            "jnz 4b",
-            "5:",
-            "test {n3}, {n3}",
-            "jz 7f",
-            ".p2align 5",
-            "6:",
-            step!(),
-            "dec {n3}",
-            "jnz 6b",
-            "7:",
-            a = inout(reg) ap,
-            b = inout(reg) bp,
-            pfa = inout(reg) pfa,
-            pfb = inout(reg) pfb,
-            n1 = inout(reg) both => _,
-            n2 = inout(reg) a_only => _,
-            n3 = inout(reg) rest => _,
+        paired_step_asm!(
+            step, ap, bp, pfa, pfb, both, a_only, rest;
             c00 = inout(ymm_reg) acc[0][0],
             c01 = inout(ymm_reg) acc[0][1],
             c02 = inout(ymm_reg) acc[0][2],
