@@ -381,7 +381,7 @@ mod x86 {
     /// step (the compiler's loop issues both streams every step, A's lines twice, behind two
     /// bounds tests). On the Intel model-167 VM, same process, alternated: 2-9 points more of
     /// the FMA peak on products of 64-512 channels with the operands in L2 (82-87 % -> 84-92 %),
-    /// and about 2 % less GEMM time in an SG3-T 256 image (docs/performance.md).
+    /// and 1-2 % less GEMM time in an SG3-T 256 image (docs/performance.md).
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn kernel512_full(t: &Block<'_>) {
